@@ -1,0 +1,160 @@
+import { performance } from 'node:perf_hooks';
+import { UnknownTaskError, type RemoteError } from '../errors.js';
+import type { Huey, Outcome } from '../huey.js';
+import type { Message } from '../message.js';
+import type { Claim } from '../storage/storage.js';
+
+export interface WorkerOptions {
+  /** Seconds to wait first when the queue is empty and the storage cannot block. @defaultValue 0.1 */
+  delay?: number;
+  /** Each empty poll multiplies the wait by this. @defaultValue 1.15 */
+  backoff?: number;
+  /** The longest wait between polls, in seconds. @defaultValue 10 */
+  maxDelay?: number;
+  /** Seconds a blocking dequeue waits before checking whether to stop. @defaultValue 1 */
+  blockingTimeout?: number;
+}
+
+/**
+ * One loop that claims a message, runs it through `huey.execute` and acks
+ * it. Thread, process and async workers all run this same loop; they differ
+ * only in where it runs.
+ */
+export class Worker {
+  private readonly delay: number;
+  private readonly backoff: number;
+  private readonly maxDelay: number;
+  private readonly blockingTimeoutMs: number;
+  private stopping = false;
+  private wake?: () => void;
+  /** The message being run now, for the consumer's interruption handling. */
+  current: Message | null = null;
+
+  constructor(
+    readonly huey: Huey,
+    readonly id: string,
+    options: WorkerOptions = {},
+  ) {
+    this.delay = options.delay ?? 0.1;
+    this.backoff = options.backoff ?? 1.15;
+    this.maxDelay = options.maxDelay ?? 10;
+    this.blockingTimeoutMs = (options.blockingTimeout ?? 1) * 1000;
+  }
+
+  /** Claim and run messages until `stop()`. */
+  async run(): Promise<void> {
+    let delay = this.delay;
+    while (!this.stopping) {
+      let worked = false;
+      let failed = false;
+      try {
+        worked = await this.runOnce(this.huey.storage.blocking ? this.blockingTimeoutMs : 0);
+      } catch (error) {
+        // The storage is unreachable: keep the worker alive and try again after a pause.
+        this.huey.logger.error(`${this.id}: ${errorText(error)}`);
+        failed = true;
+      }
+      if (worked) {
+        delay = this.delay;
+      } else if (!this.stopping && (failed || !this.huey.storage.blocking)) {
+        await this.sleep(delay);
+        delay = Math.min(delay * this.backoff, this.maxDelay);
+      }
+    }
+  }
+
+  /** Finish the message in hand, then return from `run()`. */
+  stop(): void {
+    this.stopping = true;
+    this.wake?.();
+  }
+
+  private sleep(seconds: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, seconds * 1000);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  /** Claim one message (waiting up to `timeoutMs`) and run it. False when the queue was empty. */
+  async runOnce(timeoutMs = 0): Promise<boolean> {
+    const claim = await this.huey.storage.dequeue(this.id, timeoutMs);
+    if (!claim) return false;
+    await this.process(claim);
+    return true;
+  }
+
+  /** Run one claimed message and settle it: ack, or dead-letter what cannot run. */
+  async process(claim: Claim): Promise<Outcome | null> {
+    const { huey } = this;
+    let message: Message;
+    try {
+      message = huey.deserializeMessage(claim.data);
+    } catch (error) {
+      await this.deadLetter(claim, `corrupt payload: ${errorText(error)}`);
+      return null;
+    }
+    if (!huey.definition(message.name)) {
+      const error = new UnknownTaskError(message.name);
+      await this.deadLetter(claim, error.message, message, error);
+      return null;
+    }
+
+    huey.logger.info(`${this.id}: executing ${message.name} ${message.id}`);
+    const started = performance.now();
+    this.current = message;
+    let outcome: Outcome;
+    try {
+      outcome = await huey.execute(message);
+    } finally {
+      this.current = null;
+    }
+    await huey.storage.ack(claim);
+    this.log(message, outcome, performance.now() - started);
+    return outcome;
+  }
+
+  private async deadLetter(claim: Claim, reason: string, message?: Message, error?: Error): Promise<void> {
+    this.huey.logger.error(`${this.id}: dead-lettered a message: ${reason}`);
+    await this.huey.storage.deadLetter(claim, reason);
+    if (message && error && this.huey.results) {
+      // Whoever waits on this task's result learns why it will never run.
+      const remote: RemoteError = { name: error.name, message: error.message, taskName: message.name, taskId: message.id, retries: message.retries };
+      await this.huey.storage.putData(message.id, this.huey.serializer.serialize({ error: remote }));
+    }
+  }
+
+  private log(message: Message, outcome: Outcome, ms: number): void {
+    const what = `${message.name} ${message.id}`;
+    const took = `${(ms / 1000).toFixed(3)}s`;
+    const { logger } = this.huey;
+    switch (outcome.status) {
+      case 'complete':
+        logger.info(`${this.id}: ${what} executed in ${took}`);
+        break;
+      case 'failed':
+      case 'locked':
+        logger.error(`${this.id}: ${what} failed in ${took}: ${errorText(outcome.error, true)}`);
+        break;
+      case 'retrying':
+        logger.warn(`${this.id}: ${what} will be retried (${message.retries} left) after ${took}: ${errorText(outcome.error)}`);
+        break;
+      case 'canceled':
+        logger.warn(`${this.id}: ${what} canceled: ${errorText(outcome.error)}`);
+        break;
+      case 'revoked':
+      case 'expired':
+        logger.info(`${this.id}: ${what} ${outcome.status}, not run`);
+        break;
+    }
+  }
+}
+
+function errorText(error: unknown, stack = false): string {
+  if (!(error instanceof Error)) return String(error);
+  return stack && error.stack ? error.stack : `${error.name}: ${error.message}`;
+}

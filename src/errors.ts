@@ -1,0 +1,96 @@
+/**
+ * Every error huey-ts throws on purpose descends from `HueyError`, so callers
+ * can tell the queue's own complaints from their tasks' failures.
+ */
+export class HueyError extends Error {
+  override name = 'HueyError';
+}
+
+/** A setting or a task definition that cannot work (bad option, duplicate name). */
+export class ConfigurationError extends HueyError {
+  override name = 'ConfigurationError';
+}
+
+/** A value that cannot be turned into data (a function, a cycle) or data that cannot be read back. */
+export class SerializationError extends HueyError {
+  override name = 'SerializationError';
+}
+
+/** A message names a task that this process has not registered. */
+export class UnknownTaskError extends HueyError {
+  override name = 'UnknownTaskError';
+  constructor(readonly taskName: string) {
+    super(`unknown task "${taskName}": it is not registered in this process (is the module that defines it imported?)`);
+  }
+}
+
+/** What a failed task left behind: enough to show the user where it went wrong. */
+export interface RemoteError {
+  name: string;
+  message: string;
+  stack?: string;
+  /** Retries that were left when the task failed for the last time (0 when all were used). */
+  retries?: number;
+  taskName?: string;
+  taskId?: string;
+}
+
+/** `Result.get()` rejects with this when the task itself failed. */
+export class TaskError extends HueyError {
+  override name = 'TaskError';
+  constructor(readonly remote: RemoteError) {
+    super(`task ${remote.taskName ?? ''}${remote.taskId ? ` (${remote.taskId})` : ''} failed: ${remote.name}: ${remote.message}`.replace('task  ', 'task '));
+  }
+}
+
+/** A blocking `Result.get()` gave up waiting. */
+export class ResultTimeout extends HueyError {
+  override name = 'ResultTimeout';
+}
+
+/**
+ * Thrown by a task to ask for another run without using up one of its retries.
+ * `delay` (seconds) or `eta` put the new run in the schedule.
+ */
+export class RetryTask extends HueyError {
+  override name = 'RetryTask';
+  readonly delay?: number;
+  readonly eta?: Date;
+  constructor(message = 'retry requested', options: { delay?: number; eta?: Date } = {}) {
+    super(message);
+    this.delay = options.delay;
+    this.eta = options.eta;
+  }
+}
+
+/**
+ * Thrown by a pre-execute hook or a task to stop this run. With `retry: true`
+ * the task is retried (using a retry); `false` never retries; left undefined,
+ * it retries only if the task has retries left, as Huey does.
+ */
+export class CancelExecution extends HueyError {
+  override name = 'CancelExecution';
+  readonly retry?: boolean;
+  constructor(message = 'execution canceled', options: { retry?: boolean } = {}) {
+    super(message);
+    this.retry = options.retry;
+  }
+}
+
+/** A task lock is held by someone else. */
+export class TaskLockedError extends HueyError {
+  override name = 'TaskLockedError';
+  constructor(readonly lockName: string) {
+    super(`lock "${lockName}" is held`);
+  }
+}
+
+/** A task ran past its `timeout`. */
+export class TaskTimeout extends HueyError {
+  override name = 'TaskTimeout';
+}
+
+/** The storage could not be reached or refused the command. */
+export class StorageError extends HueyError {
+  override name = 'StorageError';
+}

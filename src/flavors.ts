@@ -1,0 +1,18 @@
+import { Huey, type HueyOptions } from './huey.js';
+import { MemoryStorage } from './storage/memory.js';
+import { RedisStorage, type RedisStorageOptions } from './storage/redis/redis-storage.js';
+
+/** A Huey on Redis: `new RedisHuey('my-app', { url: 'redis://localhost:6379' })`. */
+export class RedisHuey extends Huey {
+  constructor(name: string, options: Omit<HueyOptions, 'storage'> & RedisStorageOptions = {}) {
+    const { url, clientOptions, onError, ...hueyOptions } = options;
+    super(name, { ...hueyOptions, storage: new RedisStorage(name, { url, clientOptions, onError }) });
+  }
+}
+
+/** A Huey in this process's memory: for tests, usually with `{ immediate: true }`. */
+export class MemoryHuey extends Huey {
+  constructor(name: string, options: Omit<HueyOptions, 'storage'> = {}) {
+    super(name, { ...options, storage: new MemoryStorage() });
+  }
+}

@@ -1,0 +1,544 @@
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import type { DateTime } from 'luxon';
+import {
+  CancelExecution,
+  ConfigurationError,
+  HueyError,
+  RetryTask,
+  SerializationError,
+  TaskLockedError,
+  UnknownTaskError,
+  type RemoteError,
+} from './errors.js';
+import { createTaskLock, lockKey, type TaskLock } from './lock.js';
+import { quietLogger, type Logger } from './logger.js';
+import { isMessage, type Message } from './message.js';
+import { Result } from './result.js';
+import { JsonSerializer, type Serializer } from './serializer.js';
+import { Signals, type SignalHandler, type SignalName } from './signals.js';
+import { MemoryStorage } from './storage/memory.js';
+import type { Storage } from './storage/storage.js';
+import {
+  contextOf,
+  TaskDefinition,
+  type ContextTaskFactory,
+  type ScheduleOptions,
+  type TaskArgs,
+  type TaskContext,
+  type TaskFactory,
+  type TaskOptions,
+  type TaskWrapper,
+} from './task.js';
+
+export interface HueyOptions {
+  /** Where messages, schedule and results live. Default: a MemoryStorage. */
+  storage?: Storage;
+  serializer?: Serializer;
+  /** Run tasks in-process as soon as they are called (for tests and development). @defaultValue false */
+  immediate?: boolean;
+  /** Keep tasks' return values in the result store. @defaultValue true */
+  results?: boolean;
+  /** Keep `undefined` and `null` return values too (otherwise nothing is stored for them). @defaultValue false */
+  storeNone?: boolean;
+  logger?: Logger;
+}
+
+export interface RevokeOptions {
+  /** Skip only the next run, then forget the flag. */
+  revokeOnce?: boolean;
+  /** Skip runs until this time, then the flag lapses by itself. */
+  revokeUntil?: Date | DateTime;
+}
+
+/** How one execution ended, for the worker's log line. */
+export type Outcome =
+  | { status: 'complete' }
+  | { status: 'failed' | 'retrying' | 'canceled' | 'locked'; error: unknown }
+  | { status: 'revoked' | 'expired' };
+
+export type Hook = (task: TaskContext) => void | Promise<void>;
+export type PostHook = (task: TaskContext, value: unknown, error: unknown) => void | Promise<void>;
+export type LifecycleHook = () => void | Promise<void>;
+
+/** Stored in the result store under the task id. */
+type StoredOutcome<T> = { value: T } | { error: RemoteError };
+
+const TASK_METADATA = 'huey:task';
+const TASK_OPTIONS_METADATA = 'huey:task-options';
+
+/** `r:<id>` revokes one call, `rt:<name>` every call of a task. */
+const revokeKey = (id: string) => `r:${id}`;
+const revokeTaskKey = (name: string) => `rt:${name}`;
+
+/**
+ * One application's task queue: its registry of tasks, its storage, and the
+ * one place where a message is turned into a run of a function.
+ */
+export class Huey {
+  readonly serializer: Serializer;
+  readonly results: boolean;
+  readonly storeNone: boolean;
+  logger: Logger;
+
+  private readonly registry = new Map<string, TaskDefinition>();
+  private readonly signals: Signals;
+  private readonly preExecuteHooks: Hook[] = [];
+  private readonly postExecuteHooks: PostHook[] = [];
+  readonly startupHooks: LifecycleHook[] = [];
+  readonly shutdownHooks: LifecycleHook[] = [];
+  private configuredStorage: Storage;
+  private immediateStorage?: Storage;
+  private immediateMode = false;
+
+  constructor(
+    readonly name: string,
+    options: HueyOptions = {},
+  ) {
+    if (!name) throw new ConfigurationError('a Huey instance needs a name');
+    this.configuredStorage = options.storage ?? new MemoryStorage();
+    this.serializer = options.serializer ?? new JsonSerializer();
+    this.results = options.results ?? true;
+    this.storeNone = options.storeNone ?? false;
+    this.logger = options.logger ?? quietLogger;
+    this.signals = new Signals((error, signal) => this.logger.error(`signal handler for "${signal}" failed: ${errorText(error)}`));
+    this.immediate = options.immediate ?? false;
+  }
+
+  /** The storage in use: the configured one, or an in-memory one in immediate mode. */
+  get storage(): Storage {
+    return this.immediateMode ? (this.immediateStorage ??= new MemoryStorage()) : this.configuredStorage;
+  }
+
+  /**
+   * In immediate mode a called task runs at once in this process, on an
+   * in-memory storage, so tasks can be tested without a server or consumer.
+   */
+  get immediate(): boolean {
+    return this.immediateMode;
+  }
+
+  set immediate(on: boolean) {
+    this.immediateMode = on;
+  }
+
+  connect(): Promise<void> {
+    return this.storage.connect();
+  }
+
+  close(): Promise<void> {
+    return this.storage.close();
+  }
+
+  // ---- defining tasks ----
+
+  /**
+   * Define a task. As a wrapper it returns the task handle:
+   * `export const add = huey.task()(function add(a: number, b: number) { return a + b; })`.
+   * As a decorator on a class method it registers the method and leaves it
+   * callable as before; `huey.taskOf(Class.method)` gives its typed handle.
+   */
+  task(options: TaskOptions & { context: true }): ContextTaskFactory;
+  task(options?: TaskOptions): TaskFactory;
+  task(options: TaskOptions = {}): TaskFactory | ContextTaskFactory {
+    const factory = (...params: unknown[]): any => {
+      if (params.length === 1) {
+        const fn = params[0];
+        if (typeof fn !== 'function') throw new ConfigurationError('huey.task()(fn) expects a function');
+        return this.register(fn as (...args: unknown[]) => unknown, options, options.name ?? fn.name);
+      }
+      const [target, key, descriptor] = params as [object, string | symbol, PropertyDescriptor];
+      const isStatic = typeof target === 'function';
+      const owner = isStatic ? (target as { name: string }) : (target.constructor as { name: string });
+      let instance: unknown;
+      const thisArg = isStatic
+        ? () => target
+        : () => (instance ??= new (target.constructor as new () => unknown)());
+      Reflect.defineMetadata(TASK_OPTIONS_METADATA, options, target, key);
+      this.register(descriptor.value, options, options.name ?? `${owner.name}.${String(key)}`, thisArg);
+    };
+    return factory as TaskFactory;
+  }
+
+  /** The typed handle of a task defined with the `@huey.task()` decorator. */
+  taskOf<F extends (...args: any[]) => any>(method: F): TaskWrapper<TaskArgs<F>, Awaited<ReturnType<F>>> {
+    const wrapper = Reflect.getMetadata(TASK_METADATA, method) as TaskWrapper<TaskArgs<F>, Awaited<ReturnType<F>>> | undefined;
+    if (!wrapper || !this.registry.has(wrapper.taskName)) {
+      throw new ConfigurationError(`${method.name || 'this function'} is not a task of huey "${this.name}"`);
+    }
+    return wrapper;
+  }
+
+  /** The options a class method was decorated with, read back from its metadata. */
+  static taskOptions(target: object, key: string | symbol): TaskOptions | undefined {
+    return Reflect.getMetadata(TASK_OPTIONS_METADATA, target, key) as TaskOptions | undefined;
+  }
+
+  private register(
+    fn: (...args: unknown[]) => unknown,
+    options: TaskOptions,
+    name: string,
+    thisArg?: () => unknown,
+  ): TaskWrapper<unknown[], unknown> {
+    if (!name) throw new ConfigurationError('a task needs a name: pass a named function or { name }');
+    if (this.registry.has(name)) throw new ConfigurationError(`a task named "${name}" is already registered`);
+    const definition = new TaskDefinition(name, fn, options, thisArg);
+    this.registry.set(name, definition);
+    const wrapper = this.wrap(definition);
+    Reflect.defineMetadata(TASK_METADATA, wrapper, fn);
+    return wrapper;
+  }
+
+  private wrap(definition: TaskDefinition): TaskWrapper<unknown[], unknown> {
+    const call = (args: unknown[], overrides: Partial<ScheduleOptions<unknown[]>> = {}) => {
+      const message = definition.message(overrides.id ?? randomUUID(), args, overrides);
+      const data = this.serializeMessage(message);
+      const enqueued = this.enqueueSerialized(message, data);
+      // A caller who never looks at `result.enqueued` still hears of a failure.
+      enqueued.catch((error) => this.logger.error(`enqueue of ${message.name} ${message.id} failed: ${errorText(error)}`));
+      return new Result<unknown>(this, message.id, enqueued, message);
+    };
+    const wrapper = (...args: unknown[]) => call(args);
+    return Object.assign(wrapper, {
+      taskName: definition.name,
+      options: definition.options,
+      schedule: (options: ScheduleOptions<unknown[]>) => call(options.args ?? [], options),
+      enqueue: (...args: unknown[]) => call(args).enqueued,
+      callLocal: (...args: unknown[]) => {
+        const message = definition.message(randomUUID(), args);
+        return definition.invoke(message, contextOf(message, this));
+      },
+    });
+  }
+
+  /** Every registered task name. */
+  get taskNames(): string[] {
+    return [...this.registry.keys()];
+  }
+
+  definition(name: string): TaskDefinition | undefined {
+    return this.registry.get(name);
+  }
+
+  // ---- enqueueing ----
+
+  private serializeMessage(message: Message): string {
+    try {
+      return this.serializer.serialize(message);
+    } catch (error) {
+      if (error instanceof SerializationError) {
+        throw new SerializationError(`cannot enqueue task "${message.name}": ${error.message}`);
+      }
+      throw error;
+    }
+  }
+
+  /** Put a message in the queue, or in the schedule when it has a future eta. */
+  async enqueue(message: Message): Promise<void> {
+    await this.enqueueSerialized(message, this.serializeMessage(message));
+  }
+
+  private async enqueueSerialized(message: Message, data: string): Promise<void> {
+    if (message.eta !== null && message.eta > Date.now()) {
+      await this.storage.addToSchedule(data, message.eta, message.priority);
+      await this.emit('scheduled', message);
+    } else if (this.immediateMode) {
+      await this.emit('enqueued', message);
+      await this.execute(this.deserializeMessage(data));
+    } else {
+      await this.storage.enqueue(data, message.priority);
+      await this.emit('enqueued', message);
+    }
+  }
+
+  /** Read a message back; a payload that is not one throws `SerializationError`. */
+  deserializeMessage(data: string): Message {
+    const message = this.serializer.deserialize(data);
+    if (!isMessage(message)) throw new SerializationError('payload is not a task message');
+    return message;
+  }
+
+  // ---- executing ----
+
+  /**
+   * Run one message: the heart of the queue. Checks expiry and revocation,
+   * runs hooks and the task, stores the result, and re-enqueues a retry.
+   * Throws only for a message this process cannot run (an unknown task).
+   */
+  async execute(message: Message, now = Date.now()): Promise<Outcome> {
+    const definition = this.registry.get(message.name);
+    if (!definition) throw new UnknownTaskError(message.name);
+    const context = contextOf(message, this);
+
+    if (message.expires !== null && now > message.expires) {
+      await this.emit('expired', message, undefined, context);
+      return { status: 'expired' };
+    }
+    if (await this.isRevokedMessage(message, now)) {
+      await this.emit('revoked', message, undefined, context);
+      return { status: 'revoked' };
+    }
+
+    try {
+      for (const hook of this.preExecuteHooks) await hook(context);
+    } catch (error) {
+      if (error instanceof CancelExecution) return this.cancel(message, context, error);
+      this.logger.error(`pre-execute hook failed for ${message.name} ${message.id}: ${errorText(error)}`);
+    }
+
+    await this.emit('executing', message, undefined, context);
+    let value: unknown;
+    let failure: unknown;
+    let failed = false;
+    try {
+      value = await definition.invoke(message, context);
+    } catch (error) {
+      if (error instanceof RetryTask) return this.retryWithoutCount(message, context, error);
+      if (error instanceof CancelExecution) return this.cancel(message, context, error);
+      failed = true;
+      failure = error;
+    }
+
+    if (!failed && this.results && (value != null || this.storeNone)) {
+      try {
+        await this.storeOutcome(message.id, { value });
+      } catch (error) {
+        if (!(error instanceof SerializationError)) throw error;
+        failed = true;
+        failure = new SerializationError(`task ${message.name} returned a value that cannot be stored: ${error.message}`);
+      }
+    }
+
+    for (const hook of this.postExecuteHooks) {
+      try {
+        await hook(context, failed ? undefined : value, failed ? failure : undefined);
+      } catch (error) {
+        this.logger.error(`post-execute hook failed for ${message.name} ${message.id}: ${errorText(error)}`);
+      }
+    }
+
+    if (!failed) {
+      await this.emit('complete', message, undefined, context);
+      return { status: 'complete' };
+    }
+    const locked = failure instanceof TaskLockedError;
+    await this.emit(locked ? 'locked' : 'error', message, failure, context);
+    if (message.retries > 0) {
+      await this.retry(message, context, failure);
+      return { status: 'retrying', error: failure };
+    }
+    if (this.results) await this.storeOutcome(message.id, { error: remoteError(failure, message) });
+    return { status: locked ? 'locked' : 'failed', error: failure };
+  }
+
+  /** Enqueue the next try of a failed run, using up one retry. */
+  private async retry(message: Message, context: TaskContext, error: unknown): Promise<void> {
+    const delay = message.retryDelay;
+    await this.enqueue({
+      ...message,
+      retries: message.retries - 1,
+      retryDelay: delay * message.retryBackoff,
+      eta: delay > 0 ? Date.now() + delay * 1000 : null,
+    });
+    await this.emit('retrying', message, error, context);
+  }
+
+  private async retryWithoutCount(message: Message, context: TaskContext, request: RetryTask): Promise<Outcome> {
+    const eta = request.eta?.getTime() ?? (request.delay ? Date.now() + request.delay * 1000 : null);
+    await this.enqueue({ ...message, eta });
+    await this.emit('retrying', message, request, context);
+    return { status: 'retrying', error: request };
+  }
+
+  private async cancel(message: Message, context: TaskContext, cancel: CancelExecution): Promise<Outcome> {
+    await this.emit('canceled', message, cancel, context);
+    // As in Huey: retry: true forces a retry, undefined retries only when some are left.
+    const retry = cancel.retry === true || (cancel.retry === undefined && message.retries > 0);
+    if (retry) {
+      await this.retry({ ...message, retries: Math.max(message.retries, 1) }, context, cancel);
+      return { status: 'retrying', error: cancel };
+    }
+    return { status: 'canceled', error: cancel };
+  }
+
+  // ---- results ----
+
+  private async storeOutcome(id: string, outcome: StoredOutcome<unknown>): Promise<void> {
+    await this.storage.putData(id, this.serializer.serialize(outcome));
+  }
+
+  /** The stored outcome of task `id`, removed unless `preserve`; undefined while there is none. */
+  async readResult<T>(id: string, preserve = false): Promise<StoredOutcome<T> | undefined> {
+    const data = preserve ? await this.storage.peekData(id) : await this.storage.popData(id);
+    return data === null ? undefined : (this.serializer.deserialize(data) as StoredOutcome<T>);
+  }
+
+  /** A handle on the result of the task with this id. */
+  result<T = unknown>(id: string): Result<T> {
+    return new Result<T>(this, id);
+  }
+
+  // ---- revocation ----
+
+  private revokeValue(options: RevokeOptions): string {
+    const until = options.revokeUntil;
+    return this.serializer.serialize({
+      once: options.revokeOnce ?? false,
+      until: until === undefined ? null : until instanceof Date ? until.getTime() : until.toMillis(),
+    });
+  }
+
+  /** Skip the task with this id when a worker picks it up. */
+  async revokeById(id: string, options: RevokeOptions = {}): Promise<void> {
+    await this.storage.putData(revokeKey(id), this.revokeValue(options));
+  }
+
+  restoreById(id: string): Promise<boolean> {
+    return this.storage.deleteData(revokeKey(id));
+  }
+
+  isRevokedId(id: string): Promise<boolean> {
+    return this.checkRevoked(revokeKey(id), Date.now(), true);
+  }
+
+  /** Skip every call of a task until restored (or for one run, or until a time). */
+  async revokeTask(name: string, options: RevokeOptions = {}): Promise<void> {
+    await this.storage.putData(revokeTaskKey(name), this.revokeValue(options));
+  }
+
+  restoreTask(name: string): Promise<boolean> {
+    return this.storage.deleteData(revokeTaskKey(name));
+  }
+
+  isTaskRevoked(name: string): Promise<boolean> {
+    return this.checkRevoked(revokeTaskKey(name), Date.now(), true);
+  }
+
+  private async isRevokedMessage(message: Message, now: number): Promise<boolean> {
+    return (await this.checkRevoked(revokeKey(message.id), now, false)) || this.checkRevoked(revokeTaskKey(message.name), now, false);
+  }
+
+  /** Read a revocation flag; a worker's read uses up revoke-once, and a lapsed revoke-until is removed. */
+  private async checkRevoked(key: string, now: number, peek: boolean): Promise<boolean> {
+    const data = await this.storage.peekData(key);
+    if (data === null) return false;
+    const flag = this.serializer.deserialize(data) as { once: boolean; until: number | null };
+    if (flag.until !== null && now >= flag.until) {
+      await this.storage.deleteIfEqual(key, data);
+      return false;
+    }
+    if (flag.once && !peek) return this.storage.deleteIfEqual(key, data);
+    return true;
+  }
+
+  /** Revoke task `id` once and schedule a copy of `message` with a new id. */
+  async reschedule<T>(message: Message | undefined, options: { delay?: number; eta?: Date | DateTime }): Promise<Result<T>> {
+    if (!message) throw new HueyError('this result has no message to reschedule: use the Result that the call returned');
+    await this.revokeById(message.id, { revokeOnce: true });
+    const eta = options.eta ? (options.eta instanceof Date ? options.eta.getTime() : options.eta.toMillis()) : options.delay ? Date.now() + options.delay * 1000 : null;
+    const copy: Message = { ...message, id: randomUUID(), eta };
+    await this.enqueue(copy);
+    return new Result<T>(this, copy.id, Promise.resolve(), copy);
+  }
+
+  // ---- locks ----
+
+  /** A named lock shared by every process on this storage; see `TaskLock`. */
+  lockTask(name: string): TaskLock {
+    return createTaskLock(() => this.storage, name);
+  }
+
+  /** Clear the named locks (all of them with no names). Returns the names that were held. */
+  async flushLocks(...names: string[]): Promise<string[]> {
+    const keys = names.length > 0 ? names.map(lockKey) : Object.keys(await this.storage.resultItems()).filter((k) => k.startsWith(lockKey('')));
+    const flushed: string[] = [];
+    for (const key of keys) {
+      if (await this.storage.deleteData(key)) flushed.push(key.slice(lockKey('').length));
+    }
+    return flushed;
+  }
+
+  // ---- signals and hooks ----
+
+  /** Connect a handler to the named signals (every signal with no names): `huey.signal('complete')(handler)`. */
+  signal(...names: SignalName[]): <H extends SignalHandler>(handler: H) => H {
+    return (handler) => {
+      this.signals.connect(handler, names);
+      return handler;
+    };
+  }
+
+  disconnectSignal(handler: SignalHandler, ...names: SignalName[]): void {
+    this.signals.disconnect(handler, names);
+  }
+
+  private emit(signal: SignalName, message: Message, error?: unknown, context?: TaskContext): Promise<void> {
+    return this.signals.emit(signal, context ?? contextOf(message, this), error);
+  }
+
+  /** Run before every task in each worker; throw `CancelExecution` to skip the task. */
+  preExecute<H extends Hook>(hook: H): H {
+    this.preExecuteHooks.push(hook);
+    return hook;
+  }
+
+  /** Run after every task in each worker, with its value or error. */
+  postExecute<H extends PostHook>(hook: H): H {
+    this.postExecuteHooks.push(hook);
+    return hook;
+  }
+
+  /** Run once in each worker as it starts. */
+  onStartup<H extends LifecycleHook>(hook: H): H {
+    this.startupHooks.push(hook);
+    return hook;
+  }
+
+  /** Run once in each worker as it stops. */
+  onShutdown<H extends LifecycleHook>(hook: H): H {
+    this.shutdownHooks.push(hook);
+    return hook;
+  }
+
+  // ---- looking at the queue ----
+
+  /** Messages waiting to run, next first. */
+  async pending(limit?: number): Promise<Message[]> {
+    return (await this.storage.enqueuedItems(limit)).map((data) => this.deserializeMessage(data));
+  }
+
+  /** Messages waiting for their time, soonest first. */
+  async scheduled(limit?: number): Promise<Message[]> {
+    return (await this.storage.scheduledItems(limit)).map((data) => this.deserializeMessage(data));
+  }
+
+  pendingCount(): Promise<number> {
+    return this.storage.queueSize();
+  }
+
+  scheduledCount(): Promise<number> {
+    return this.storage.scheduleSize();
+  }
+
+  /** Drop everything: queue, schedule, results, flags and locks. */
+  flush(): Promise<void> {
+    return this.storage.flushAll();
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** Describe anything a task threw, Error or not, as data the caller can read. */
+export function remoteError(error: unknown, message: Message): RemoteError {
+  const base = { retries: message.retries, taskName: message.name, taskId: message.id };
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack, ...base };
+  let text: string;
+  try {
+    text = typeof error === 'string' ? error : JSON.stringify(error) ?? String(error);
+  } catch {
+    text = String(error);
+  }
+  return { name: 'NonErrorThrown', message: `the task threw a non-Error value: ${text}`, ...base };
+}

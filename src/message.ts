@@ -1,0 +1,35 @@
+/**
+ * What travels through the storage for one run of a task. Everything in it
+ * is data; the function is found again by `name` in the receiving registry.
+ */
+export interface Message {
+  /** Unique per task call; a retry keeps the id so its result lands in the same place. */
+  id: string;
+  /** The registered task name. */
+  name: string;
+  args: unknown[];
+  /** Retries left after this run. */
+  retries: number;
+  /** Seconds to wait before a retry. */
+  retryDelay: number;
+  /** Each retry multiplies `retryDelay` by this. */
+  retryBackoff: number;
+  /** Higher runs first where the storage orders by priority. */
+  priority: number;
+  /** Not before this time (ms since the epoch), or null to run at once. */
+  eta: number | null;
+  /** Not after this time (ms since the epoch), or null for no expiry. */
+  expires: number | null;
+}
+
+export function isMessage(value: unknown): value is Message {
+  const m = value as Message;
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    typeof m.id === 'string' &&
+    typeof m.name === 'string' &&
+    Array.isArray(m.args) &&
+    typeof m.retries === 'number'
+  );
+}

@@ -1,0 +1,65 @@
+import type { TaskContext } from './task.js';
+
+/** Every event a task's life can emit, named as Huey names them. */
+export const SIGNALS = [
+  'enqueued',
+  'scheduled',
+  'executing',
+  'complete',
+  'error',
+  'retrying',
+  'revoked',
+  'expired',
+  'locked',
+  'canceled',
+  'interrupted',
+  'timeout',
+  'rate-limited',
+] as const;
+
+export type SignalName = (typeof SIGNALS)[number];
+
+export type SignalHandler = (signal: SignalName, task: TaskContext, error?: unknown) => void | Promise<void>;
+
+/**
+ * Handlers by signal. A handler connected with no names hears every signal.
+ * A throwing handler is reported and never stops the task's lifecycle.
+ */
+export class Signals {
+  private handlers = new Map<SignalHandler, Set<SignalName> | 'all'>();
+
+  constructor(private readonly report: (error: unknown, signal: SignalName) => void) {}
+
+  connect(handler: SignalHandler, names: readonly SignalName[]): void {
+    for (const name of names) {
+      if (!SIGNALS.includes(name)) throw new TypeError(`unknown signal "${name}"; known: ${SIGNALS.join(', ')}`);
+    }
+    this.handlers.set(handler, names.length === 0 ? 'all' : new Set(names));
+  }
+
+  /** Disconnect `handler` from `names`, or from everything when no names are given. */
+  disconnect(handler: SignalHandler, names: readonly SignalName[]): void {
+    const current = this.handlers.get(handler);
+    if (!current) return;
+    if (names.length === 0) {
+      this.handlers.delete(handler);
+      return;
+    }
+    const remaining = new Set(current === 'all' ? SIGNALS : current);
+    for (const name of names) remaining.delete(name);
+    if (remaining.size === 0) this.handlers.delete(handler);
+    else this.handlers.set(handler, remaining);
+  }
+
+  async emit(signal: SignalName, task: TaskContext, error?: unknown): Promise<void> {
+    if (this.handlers.size === 0) return;
+    for (const [handler, names] of this.handlers) {
+      if (names !== 'all' && !names.has(signal)) continue;
+      try {
+        await handler(signal, task, error);
+      } catch (handlerError) {
+        this.report(handlerError, signal);
+      }
+    }
+  }
+}

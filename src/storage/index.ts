@@ -1,0 +1,3 @@
+export type { Claim, DeadLetter, Storage } from './storage.js';
+export { MemoryStorage } from './memory.js';
+export { RedisStorage, RedisKeys, type RedisStorageOptions } from './redis/redis-storage.js';

@@ -1,0 +1,202 @@
+import type { Claim, DeadLetter, Storage } from './storage.js';
+
+interface Queued {
+  data: string;
+  priority: number;
+}
+
+/**
+ * Everything in this process's memory: for immediate mode and unit tests.
+ * It is lost when the process exits and is not shared with other processes.
+ */
+export class MemoryStorage implements Storage {
+  readonly kind = 'memory';
+  readonly blocking = true;
+
+  // Kept ordered: higher priority first, FIFO within a priority.
+  private queue: Queued[] = [];
+  private claims = new Map<string, Queued[]>();
+  private schedule: Array<{ data: string; timestamp: number; priority: number }> = [];
+  private data = new Map<string, string>();
+  private dead: DeadLetter[] = [];
+  private waiters: Array<() => void> = [];
+
+  async connect(): Promise<void> {}
+
+  async close(): Promise<void> {
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  async enqueue(data: string, priority = 0): Promise<void> {
+    this.insert({ data, priority });
+  }
+
+  async enqueueMany(items: ReadonlyArray<{ data: string; priority?: number }>): Promise<void> {
+    for (const item of items) this.insert({ data: item.data, priority: item.priority ?? 0 });
+  }
+
+  private insert(item: Queued, front = false): void {
+    // First index whose priority is lower (or, for the front, not higher).
+    let lo = 0;
+    let hi = this.queue.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const p = this.queue[mid]!.priority;
+      if (front ? p > item.priority : p >= item.priority) lo = mid + 1;
+      else hi = mid;
+    }
+    this.queue.splice(lo, 0, item);
+    this.waiters.shift()?.();
+  }
+
+  async dequeue(workerId: string, timeoutMs = 0): Promise<Claim | null> {
+    if (this.queue.length === 0 && timeoutMs > 0) await this.waitForItem(timeoutMs);
+    const item = this.queue.shift();
+    if (!item) return null;
+    const claims = this.claims.get(workerId) ?? [];
+    claims.push(item);
+    this.claims.set(workerId, claims);
+    return { data: item.data, workerId };
+  }
+
+  private waitForItem(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(wake);
+        if (i >= 0) this.waiters.splice(i, 1);
+        resolve();
+      }, timeoutMs);
+      this.waiters.push(wake);
+    });
+  }
+
+  async ack(claim: Claim): Promise<void> {
+    const claims = this.claims.get(claim.workerId);
+    const i = claims?.findIndex((item) => item.data === claim.data) ?? -1;
+    if (i >= 0) claims!.splice(i, 1);
+  }
+
+  async deadLetter(claim: Claim, reason: string): Promise<void> {
+    await this.ack(claim);
+    this.dead.unshift({ data: claim.data, reason, at: Date.now() });
+  }
+
+  async deadLetters(limit = Infinity): Promise<DeadLetter[]> {
+    return this.dead.slice(0, limit);
+  }
+
+  async requeue(workerId: string): Promise<number> {
+    const claims = this.claims.get(workerId) ?? [];
+    this.claims.delete(workerId);
+    // Newest claim first so the oldest ends up at the very front.
+    for (const item of [...claims].reverse()) this.insert(item, true);
+    return claims.length;
+  }
+
+  async claimed(workerId: string): Promise<string[]> {
+    return (this.claims.get(workerId) ?? []).map((item) => item.data);
+  }
+
+  async queueSize(): Promise<number> {
+    return this.queue.length;
+  }
+
+  async enqueuedItems(limit = Infinity): Promise<string[]> {
+    return this.queue.slice(0, limit).map((item) => item.data);
+  }
+
+  async flushQueue(): Promise<void> {
+    this.queue = [];
+  }
+
+  async addToSchedule(data: string, timestamp: number, priority = 0): Promise<void> {
+    let i = this.schedule.length;
+    while (i > 0 && this.schedule[i - 1]!.timestamp > timestamp) i--;
+    this.schedule.splice(i, 0, { data, timestamp, priority });
+  }
+
+  private takeDue(timestamp: number) {
+    let n = 0;
+    while (n < this.schedule.length && this.schedule[n]!.timestamp <= timestamp) n++;
+    return this.schedule.splice(0, n);
+  }
+
+  async readSchedule(timestamp: number): Promise<string[]> {
+    return this.takeDue(timestamp).map((item) => item.data);
+  }
+
+  async enqueueDue(timestamp: number): Promise<number> {
+    const due = this.takeDue(timestamp);
+    for (const item of due) this.insert({ data: item.data, priority: item.priority });
+    return due.length;
+  }
+
+  async scheduleSize(): Promise<number> {
+    return this.schedule.length;
+  }
+
+  async scheduledItems(limit = Infinity): Promise<string[]> {
+    return this.schedule.slice(0, limit).map((item) => item.data);
+  }
+
+  async flushSchedule(): Promise<void> {
+    this.schedule = [];
+  }
+
+  async putData(key: string, value: string): Promise<void> {
+    this.data.set(key, value);
+  }
+
+  async peekData(key: string): Promise<string | null> {
+    return this.data.get(key) ?? null;
+  }
+
+  async popData(key: string): Promise<string | null> {
+    const value = this.data.get(key) ?? null;
+    this.data.delete(key);
+    return value;
+  }
+
+  async putIfEmpty(key: string, value: string): Promise<boolean> {
+    if (this.data.has(key)) return false;
+    this.data.set(key, value);
+    return true;
+  }
+
+  async deleteData(key: string): Promise<boolean> {
+    return this.data.delete(key);
+  }
+
+  async deleteIfEqual(key: string, value: string): Promise<boolean> {
+    if (this.data.get(key) !== value) return false;
+    return this.data.delete(key);
+  }
+
+  async hasDataForKey(key: string): Promise<boolean> {
+    return this.data.has(key);
+  }
+
+  async resultStoreSize(): Promise<number> {
+    return this.data.size;
+  }
+
+  async resultItems(): Promise<Record<string, string>> {
+    return Object.fromEntries(this.data);
+  }
+
+  async flushResults(): Promise<void> {
+    this.data.clear();
+  }
+
+  async flushAll(): Promise<void> {
+    this.queue = [];
+    this.claims.clear();
+    this.schedule = [];
+    this.data.clear();
+    this.dead = [];
+  }
+}

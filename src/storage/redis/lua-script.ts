@@ -1,0 +1,39 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { RedisClientType } from 'redis';
+
+/**
+ * A Lua script read once from `scripts/`, run by its SHA1 with EVALSHA and
+ * sent whole only when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH).
+ * The file name ends in the script's key count: `requeue-2.lua`.
+ */
+export class LuaScript {
+  readonly source: string;
+  readonly sha: string;
+  readonly keyCount: number;
+
+  constructor(readonly name: string) {
+    this.source = readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8');
+    this.sha = createHash('sha1').update(this.source).digest('hex');
+    this.keyCount = Number(name.slice(name.lastIndexOf('-') + 1));
+  }
+
+  async run(client: RedisClientType, keys: string[], args: Array<string | number> = []): Promise<unknown> {
+    if (keys.length !== this.keyCount) throw new Error(`script ${this.name} takes ${this.keyCount} keys, got ${keys.length}`);
+    const options = { keys, arguments: args.map(String) };
+    try {
+      return await client.evalSha(this.sha, options);
+    } catch (error) {
+      if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
+      return client.eval(this.source, options);
+    }
+  }
+}
+
+export const scripts = {
+  requeue: new LuaScript('requeue-2'),
+  enqueueDue: new LuaScript('enqueue-due-2'),
+  readSchedule: new LuaScript('read-schedule-1'),
+  deleteIfEqual: new LuaScript('delete-if-equal-1'),
+  popData: new LuaScript('pop-data-1'),
+};

@@ -1,0 +1,242 @@
+import { createClient, type RedisClientOptions, type RedisClientType } from 'redis';
+import { ConfigurationError, StorageError } from '../../errors.js';
+import type { Claim, DeadLetter, Storage } from '../storage.js';
+import { scripts } from './lua-script.js';
+
+export interface RedisStorageOptions {
+  /** `redis://[[user]:password@]host[:port][/db]`. Default: redis://127.0.0.1:6379. */
+  url?: string;
+  /** Any other node-redis client option (socket, TLS, reconnect strategy...). */
+  clientOptions?: RedisClientOptions;
+  /** Called with connection errors; the client reconnects by itself meanwhile. */
+  onError?: (error: Error) => void;
+}
+
+/**
+ * The key names of one instance. Every key carries the instance name in a
+ * hash tag (`{name}`), so all of them hash to one Redis Cluster slot and
+ * every multi-key command and script works on a cluster too.
+ */
+export class RedisKeys {
+  readonly queue: string;
+  readonly schedule: string;
+  readonly data: string;
+  readonly dead: string;
+  private readonly prefix: string;
+
+  constructor(name: string) {
+    if (!name || /[{}]/.test(name)) {
+      throw new ConfigurationError(`instance name ${JSON.stringify(name)} must be non-empty and contain no braces`);
+    }
+    this.prefix = `huey.{${name}}`;
+    this.queue = `${this.prefix}.queue`;
+    this.schedule = `${this.prefix}.schedule`;
+    this.data = `${this.prefix}.results`;
+    this.dead = `${this.prefix}.dead`;
+  }
+
+  claimed(workerId: string): string {
+    return `${this.prefix}.claimed.${workerId}`;
+  }
+
+  /** A pattern matching every claimed list of this instance. */
+  get claimedPattern(): string {
+    return `${this.prefix}.claimed.*`;
+  }
+}
+
+/** Most due messages moved by one scheduler step; the rest follow on the next. */
+const ENQUEUE_DUE_BATCH = 1000;
+
+/**
+ * The production storage, on node-redis. The queue is a list: producers LPUSH,
+ * workers BLMOVE the right end into their own claimed list, and an ack LREMs
+ * it from there.
+ */
+export class RedisStorage implements Storage {
+  readonly kind = 'redis';
+  readonly blocking = true;
+  readonly keys: RedisKeys;
+  readonly client: RedisClientType;
+
+  // Blocking commands hold their connection, so each worker that waits gets its own.
+  private blockingClients = new Map<string, RedisClientType>();
+  private connecting?: Promise<void>;
+
+  constructor(
+    readonly name: string,
+    private readonly options: RedisStorageOptions = {},
+  ) {
+    this.keys = new RedisKeys(name);
+    this.client = createClient({ url: options.url, ...options.clientOptions }) as RedisClientType;
+    this.client.on('error', (error: Error) => this.options.onError?.(error));
+  }
+
+  connect(): Promise<void> {
+    this.connecting ??= this.client.connect().then(
+      () => undefined,
+      (error: Error) => {
+        this.connecting = undefined;
+        throw new StorageError(`cannot connect to Redis at ${this.options.url ?? 'redis://127.0.0.1:6379'}: ${error.message}`);
+      },
+    );
+    return this.connecting;
+  }
+
+  async close(): Promise<void> {
+    const clients = [this.client, ...this.blockingClients.values()];
+    this.blockingClients.clear();
+    this.connecting = undefined;
+    await Promise.all(clients.map((c) => (c.isOpen ? c.close() : undefined)));
+  }
+
+  private async ready(): Promise<RedisClientType> {
+    if (!this.client.isReady) await this.connect();
+    return this.client;
+  }
+
+  private async blockingClient(workerId: string): Promise<RedisClientType> {
+    let client = this.blockingClients.get(workerId);
+    if (!client) {
+      await this.ready();
+      client = this.client.duplicate() as RedisClientType;
+      client.on('error', (error: Error) => this.options.onError?.(error));
+      this.blockingClients.set(workerId, client);
+      await client.connect();
+    }
+    return client;
+  }
+
+  async enqueue(data: string): Promise<void> {
+    await (await this.ready()).lPush(this.keys.queue, data);
+  }
+
+  async enqueueMany(items: ReadonlyArray<{ data: string }>): Promise<void> {
+    if (items.length === 0) return;
+    await (await this.ready()).lPush(this.keys.queue, items.map((item) => item.data));
+  }
+
+  async dequeue(workerId: string, timeoutMs = 0): Promise<Claim | null> {
+    const claimed = this.keys.claimed(workerId);
+    const data =
+      timeoutMs > 0
+        ? await (await this.blockingClient(workerId)).blMove(this.keys.queue, claimed, 'RIGHT', 'LEFT', timeoutMs / 1000)
+        : await (await this.ready()).lMove(this.keys.queue, claimed, 'RIGHT', 'LEFT');
+    return data === null ? null : { data: String(data), workerId };
+  }
+
+  async ack(claim: Claim): Promise<void> {
+    await (await this.ready()).lRem(this.keys.claimed(claim.workerId), 1, claim.data);
+  }
+
+  async deadLetter(claim: Claim, reason: string): Promise<void> {
+    const entry = JSON.stringify({ data: claim.data, reason, at: Date.now() });
+    // One transaction: the message is never in neither list nor in both.
+    await (await this.ready()).multi().lRem(this.keys.claimed(claim.workerId), 1, claim.data).lPush(this.keys.dead, entry).exec();
+  }
+
+  async deadLetters(limit = -1): Promise<DeadLetter[]> {
+    const items = await (await this.ready()).lRange(this.keys.dead, 0, limit < 0 ? -1 : limit - 1);
+    return items.map((item) => JSON.parse(item) as DeadLetter);
+  }
+
+  async requeue(workerId: string): Promise<number> {
+    return Number(await scripts.requeue.run(await this.ready(), [this.keys.claimed(workerId), this.keys.queue]));
+  }
+
+  async claimed(workerId: string): Promise<string[]> {
+    return (await this.ready()).lRange(this.keys.claimed(workerId), 0, -1);
+  }
+
+  async queueSize(): Promise<number> {
+    return (await this.ready()).lLen(this.keys.queue);
+  }
+
+  async enqueuedItems(limit = -1): Promise<string[]> {
+    // The right end runs next: read from there.
+    const client = await this.ready();
+    const items = await client.lRange(this.keys.queue, limit < 0 ? 0 : -limit, -1);
+    return items.reverse();
+  }
+
+  async flushQueue(): Promise<void> {
+    await (await this.ready()).del(this.keys.queue);
+  }
+
+  async addToSchedule(data: string, timestamp: number): Promise<void> {
+    await (await this.ready()).zAdd(this.keys.schedule, { score: timestamp, value: data });
+  }
+
+  async readSchedule(timestamp: number): Promise<string[]> {
+    return (await scripts.readSchedule.run(await this.ready(), [this.keys.schedule], [timestamp])) as string[];
+  }
+
+  async enqueueDue(timestamp: number): Promise<number> {
+    const client = await this.ready();
+    let total = 0;
+    for (;;) {
+      const moved = Number(await scripts.enqueueDue.run(client, [this.keys.schedule, this.keys.queue], [timestamp, ENQUEUE_DUE_BATCH]));
+      total += moved;
+      if (moved < ENQUEUE_DUE_BATCH) return total;
+    }
+  }
+
+  async scheduleSize(): Promise<number> {
+    return (await this.ready()).zCard(this.keys.schedule);
+  }
+
+  async scheduledItems(limit = -1): Promise<string[]> {
+    return (await this.ready()).zRange(this.keys.schedule, 0, limit < 0 ? -1 : limit - 1);
+  }
+
+  async flushSchedule(): Promise<void> {
+    await (await this.ready()).del(this.keys.schedule);
+  }
+
+  async putData(key: string, value: string): Promise<void> {
+    await (await this.ready()).hSet(this.keys.data, key, value);
+  }
+
+  async peekData(key: string): Promise<string | null> {
+    return (await (await this.ready()).hGet(this.keys.data, key)) ?? null;
+  }
+
+  async popData(key: string): Promise<string | null> {
+    return ((await scripts.popData.run(await this.ready(), [this.keys.data], [key])) as string | null) ?? null;
+  }
+
+  async putIfEmpty(key: string, value: string): Promise<boolean> {
+    return Boolean(await (await this.ready()).hSetNX(this.keys.data, key, value));
+  }
+
+  async deleteData(key: string): Promise<boolean> {
+    return (await (await this.ready()).hDel(this.keys.data, key)) > 0;
+  }
+
+  async deleteIfEqual(key: string, value: string): Promise<boolean> {
+    return Number(await scripts.deleteIfEqual.run(await this.ready(), [this.keys.data], [key, value])) > 0;
+  }
+
+  async hasDataForKey(key: string): Promise<boolean> {
+    return Boolean(await (await this.ready()).hExists(this.keys.data, key));
+  }
+
+  async resultStoreSize(): Promise<number> {
+    return (await this.ready()).hLen(this.keys.data);
+  }
+
+  async resultItems(): Promise<Record<string, string>> {
+    return { ...(await (await this.ready()).hGetAll(this.keys.data)) };
+  }
+
+  async flushResults(): Promise<void> {
+    await (await this.ready()).del(this.keys.data);
+  }
+
+  async flushAll(): Promise<void> {
+    const client = await this.ready();
+    const keys = [this.keys.queue, this.keys.schedule, this.keys.data, this.keys.dead];
+    for await (const batch of client.scanIterator({ MATCH: this.keys.claimedPattern, COUNT: 100 })) keys.push(...batch);
+    await client.del(keys);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The contract every backend keeps. Storages move opaque strings (serialized
+ * messages and results); they never look inside them, so one serializer
+ * decides the format for all of them.
+ *
+ * The queue is claim → ack: `dequeue` hands a message to one worker and keeps
+ * it, marked as that worker's, until `ack` removes it. A message whose worker
+ * never acks (it crashed) can be put back with `requeue`, so an accepted task
+ * is never lost between the queue and its result.
+ */
+export interface Storage {
+  /** A name for logs and the banner, such as "redis" or "memory". */
+  readonly kind: string;
+
+  /**
+   * True when `dequeue` can wait for a message itself (`timeoutMs` is
+   * honoured), so workers need not poll.
+   */
+  readonly blocking: boolean;
+
+  /** Open connections. Called before first use; calling it twice is harmless. */
+  connect(): Promise<void>;
+  /** Close connections. */
+  close(): Promise<void>;
+
+  // ---- queue ----
+
+  /** Add a message to the back of the queue. Higher `priority` runs first where the storage orders by priority. */
+  enqueue(data: string, priority?: number): Promise<void>;
+  /** Add several messages in one round trip where the storage can. */
+  enqueueMany(items: ReadonlyArray<{ data: string; priority?: number }>): Promise<void>;
+  /**
+   * Claim the next message for `workerId`, waiting up to `timeoutMs` if the
+   * storage is `blocking` (0 means do not wait). The message stays in the
+   * storage, claimed by the worker, until `ack`.
+   */
+  dequeue(workerId: string, timeoutMs?: number): Promise<Claim | null>;
+  /** Forget a claimed message: it was executed, or was re-enqueued under a new form. */
+  ack(claim: Claim): Promise<void>;
+  /** Put every message claimed by `workerId` back at the front of the queue. Returns how many. */
+  requeue(workerId: string): Promise<number>;
+  /** Messages claimed by `workerId` and not yet acked. */
+  claimed(workerId: string): Promise<string[]>;
+  /**
+   * Move a claimed message that cannot be run (corrupt, unknown task, too
+   * large) to the dead-letter list with the reason, instead of acking it.
+   */
+  deadLetter(claim: Claim, reason: string): Promise<void>;
+  /** Up to `limit` dead letters, newest first. */
+  deadLetters(limit?: number): Promise<DeadLetter[]>;
+  /** Messages waiting in the queue (not claimed). */
+  queueSize(): Promise<number>;
+  /** Up to `limit` waiting messages, next to run first. */
+  enqueuedItems(limit?: number): Promise<string[]>;
+  /** Drop every waiting message. */
+  flushQueue(): Promise<void>;
+
+  // ---- schedule: messages that wait for a time ----
+
+  /** Keep `data` until `timestamp` (ms since the epoch); it then enqueues at `priority`. */
+  addToSchedule(data: string, timestamp: number, priority?: number): Promise<void>;
+  /** Remove and return every message due at or before `timestamp`. */
+  readSchedule(timestamp: number): Promise<string[]>;
+  /**
+   * Atomically move every message due at or before `timestamp` from the
+   * schedule to the queue, so that two schedulers never both move one. Returns how many.
+   */
+  enqueueDue(timestamp: number): Promise<number>;
+  scheduleSize(): Promise<number>;
+  /** Up to `limit` scheduled messages, soonest first. */
+  scheduledItems(limit?: number): Promise<string[]>;
+  flushSchedule(): Promise<void>;
+
+  // ---- key/value data: results, revocation flags, locks ----
+
+  putData(key: string, value: string): Promise<void>;
+  /** The value at `key`, or null. */
+  peekData(key: string): Promise<string | null>;
+  /** The value at `key` (null if none), removed in the same step. */
+  popData(key: string): Promise<string | null>;
+  /** Set `key` only if it is empty. True when this call set it. */
+  putIfEmpty(key: string, value: string): Promise<boolean>;
+  /** Delete `key`. True when it existed. */
+  deleteData(key: string): Promise<boolean>;
+  /** Delete `key` only while it still holds `value` (compare-and-delete). True when deleted. */
+  deleteIfEqual(key: string, value: string): Promise<boolean>;
+  hasDataForKey(key: string): Promise<boolean>;
+  resultStoreSize(): Promise<number>;
+  /** Every key and value in the result store. */
+  resultItems(): Promise<Record<string, string>>;
+  flushResults(): Promise<void>;
+
+  /** Drop everything this instance keeps: queue, claims, schedule and data. */
+  flushAll(): Promise<void>;
+}
+
+/** A message handed to one worker, kept until acked. */
+export interface Claim {
+  readonly data: string;
+  readonly workerId: string;
+}
+
+/** A message set aside because it could not be run. */
+export interface DeadLetter {
+  readonly data: string;
+  readonly reason: string;
+  /** When it was set aside, ms since the epoch. */
+  readonly at: number;
+}

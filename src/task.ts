@@ -1,0 +1,142 @@
+import type { DateTime } from 'luxon';
+import type { Huey } from './huey.js';
+import type { Message } from './message.js';
+import type { Result } from './result.js';
+
+/** Options of `huey.task(options)`; each can be overridden per call through `schedule()`. */
+export interface TaskOptions {
+  /** Registry name. Default: the function's name, or `Class.method` for a decorated method. */
+  name?: string;
+  /** How many times a failed run is tried again. @defaultValue 0 */
+  retries?: number;
+  /** Seconds to wait before a retry. @defaultValue 0 */
+  retryDelay?: number;
+  /** Each retry multiplies the delay by this (2 doubles it). @defaultValue 1 */
+  retryBackoff?: number;
+  /** Higher runs first on storages that order by priority. @defaultValue 0 */
+  priority?: number;
+  /** Seconds after enqueue, or a Date, after which the task is dropped unrun (signalled `expired`). */
+  expires?: number | Date;
+  /** Pass a `TaskContext` as the function's last argument. @defaultValue false */
+  context?: boolean;
+}
+
+/** One call's settings: `task.schedule({ args, delay })`. */
+export interface ScheduleOptions<A extends unknown[]> {
+  args: A;
+  /** Seconds from now. */
+  delay?: number;
+  /** A point in time (Date or luxon DateTime). */
+  eta?: Date | DateTime;
+  /** Use this id instead of a fresh one. */
+  id?: string;
+  retries?: number;
+  retryDelay?: number;
+  retryBackoff?: number;
+  priority?: number;
+  expires?: number | Date;
+}
+
+/** What a task with `context: true` receives as its last argument. */
+export interface TaskContext {
+  readonly id: string;
+  readonly name: string;
+  readonly args: readonly unknown[];
+  /** Retries left after this run. */
+  readonly retries: number;
+  readonly retryDelay: number;
+  readonly priority: number;
+  readonly eta: Date | null;
+  readonly expires: Date | null;
+  readonly huey: Huey;
+}
+
+/** The handle a task definition returns: call it to enqueue. */
+export interface TaskWrapper<A extends unknown[], R> {
+  /** Enqueue a run. Argument errors throw at once; a storage error rejects `result.enqueued`. */
+  (...args: A): Result<R>;
+  /** The registry name. */
+  readonly taskName: string;
+  readonly options: Readonly<TaskOptions>;
+  /** Enqueue and wait until the storage has it. */
+  enqueue(...args: A): Promise<Result<R>>;
+  /** Enqueue with per-call settings: a delay or eta puts it in the schedule. */
+  schedule(options: ScheduleOptions<A>): Result<R>;
+  /** Run the function here and now, without the queue. */
+  callLocal(...args: A): Promise<R>;
+}
+
+type AnyFunction = (...args: any[]) => any;
+
+/** The arguments a caller passes: the function's parameters without a trailing TaskContext. */
+export type TaskArgs<F extends AnyFunction> = Parameters<F> extends [...infer A, TaskContext] ? A : Parameters<F>;
+
+/** `huey.task(options)`: wraps a function, or decorates a class method. */
+export interface TaskFactory {
+  <F extends AnyFunction>(fn: F): TaskWrapper<Parameters<F>, Awaited<ReturnType<F>>>;
+  (target: object, propertyKey: string | symbol, descriptor: PropertyDescriptor): void;
+}
+
+/** `huey.task({ context: true })`: the function's last parameter is the TaskContext. */
+export interface ContextTaskFactory {
+  <A extends unknown[], R>(fn: (...args: [...A, TaskContext]) => R): TaskWrapper<A, Awaited<R>>;
+  (target: object, propertyKey: string | symbol, descriptor: PropertyDescriptor): void;
+}
+
+/** A registered task: the function, how to call it, and its defaults. */
+export class TaskDefinition {
+  constructor(
+    readonly name: string,
+    readonly fn: AnyFunction,
+    readonly options: Readonly<TaskOptions>,
+    /** The `this` for the call: the class for a static method, an instance for an instance method. */
+    private readonly thisArg: () => unknown = () => undefined,
+  ) {}
+
+  /** Build the message for one call, applying per-call overrides over the task's defaults. */
+  message(id: string, args: unknown[], call: Partial<ScheduleOptions<unknown[]>> = {}, now = Date.now()): Message {
+    const expires = call.expires ?? this.options.expires;
+    return {
+      id,
+      name: this.name,
+      args,
+      retries: call.retries ?? this.options.retries ?? 0,
+      retryDelay: call.retryDelay ?? this.options.retryDelay ?? 0,
+      retryBackoff: call.retryBackoff ?? this.options.retryBackoff ?? 1,
+      priority: call.priority ?? this.options.priority ?? 0,
+      eta: etaOf(call, now),
+      expires: expires === undefined ? null : expires instanceof Date ? expires.getTime() : now + expires * 1000,
+    };
+  }
+
+  /** Run the function for `message`, passing the context when the task asked for it. */
+  invoke(message: Message, context: TaskContext): Promise<unknown> {
+    const args = this.options.context ? [...message.args, context] : message.args;
+    // An async function's rejection and a sync function's throw both become a rejected promise.
+    return new Promise((resolve) => resolve(this.fn.apply(this.thisArg(), args)));
+  }
+}
+
+function etaOf(call: Partial<ScheduleOptions<unknown[]>>, now: number): number | null {
+  if (call.eta !== undefined) {
+    const eta = call.eta instanceof Date ? call.eta.getTime() : call.eta.toMillis();
+    if (Number.isNaN(eta)) throw new TypeError('eta is not a valid date');
+    return eta;
+  }
+  if (call.delay !== undefined && call.delay > 0) return now + call.delay * 1000;
+  return null;
+}
+
+export function contextOf(message: Message, huey: Huey): TaskContext {
+  return {
+    id: message.id,
+    name: message.name,
+    args: message.args,
+    retries: message.retries,
+    retryDelay: message.retryDelay,
+    priority: message.priority,
+    eta: message.eta === null ? null : new Date(message.eta),
+    expires: message.expires === null ? null : new Date(message.expires),
+    huey,
+  };
+}
