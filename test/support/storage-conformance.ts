@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { Storage } from '../../src/index.js';
+
+/**
+ * One set of behaviours every storage must show. Each backend's test file
+ * calls this with a factory that gives a fresh, empty storage.
+ */
+export function storageConformance(kind: string, make: () => Promise<Storage>): void {
+  describe(`${kind} storage conformance`, () => {
+    let storage: Storage;
+    beforeEach(async () => {
+      storage = await make();
+      await storage.connect();
+      await storage.flushAll();
+    });
+    afterEach(async () => {
+      await storage.flushAll();
+      await storage.close();
+    });
+
+    it('queues first in, first out', async () => {
+      await storage.enqueue('a');
+      await storage.enqueueMany([{ data: 'b' }, { data: 'c' }]);
+      assert.equal(await storage.queueSize(), 3);
+      assert.deepEqual(await storage.enqueuedItems(), ['a', 'b', 'c']);
+      assert.deepEqual(await storage.enqueuedItems(2), ['a', 'b']);
+      const got = [];
+      for (let i = 0; i < 3; i++) got.push((await storage.dequeue('w1'))?.data);
+      assert.deepEqual(got, ['a', 'b', 'c']);
+      assert.equal(await storage.dequeue('w1'), null);
+    });
+
+    it('keeps a claimed message until it is acked', async () => {
+      await storage.enqueue('m1');
+      await storage.enqueue('m2');
+      const claim = await storage.dequeue('w1');
+      assert.deepEqual(claim, { data: 'm1', workerId: 'w1' });
+      assert.equal(await storage.queueSize(), 1);
+      assert.deepEqual(await storage.claimed('w1'), ['m1']);
+      await storage.ack(claim!);
+      assert.deepEqual(await storage.claimed('w1'), []);
+      assert.equal(await storage.queueSize(), 1);
+    });
+
+    it('puts a worker\'s unacked claims back at the front, oldest first', async () => {
+      await storage.enqueueMany([{ data: 'a' }, { data: 'b' }, { data: 'c' }]);
+      await storage.dequeue('w1');
+      await storage.dequeue('w1');
+      assert.equal(await storage.requeue('w1'), 2);
+      assert.deepEqual(await storage.claimed('w1'), []);
+      assert.deepEqual(await storage.enqueuedItems(), ['a', 'b', 'c']);
+    });
+
+    it('waits for a message when blocking', async () => {
+      if (!storage.blocking) return;
+      const waiting = storage.dequeue('w-block', 5000);
+      await storage.enqueue('late');
+      assert.equal((await waiting)?.data, 'late');
+      const started = Date.now();
+      assert.equal(await storage.dequeue('w-block', 200), null);
+      assert.ok(Date.now() - started >= 150, 'a blocking dequeue waits for its timeout');
+    });
+
+    it('dead-letters a claim with its reason', async () => {
+      await storage.enqueue('bad');
+      const claim = await storage.dequeue('w1');
+      await storage.deadLetter(claim!, 'corrupt payload');
+      assert.deepEqual(await storage.claimed('w1'), []);
+      const [letter] = await storage.deadLetters();
+      assert.equal(letter?.data, 'bad');
+      assert.equal(letter?.reason, 'corrupt payload');
+      assert.ok(typeof letter?.at === 'number');
+    });
+
+    it('flushes the queue', async () => {
+      await storage.enqueue('x');
+      await storage.flushQueue();
+      assert.equal(await storage.queueSize(), 0);
+    });
+
+    it('schedules by time and hands out only what is due', async () => {
+      await storage.addToSchedule('later', 3000);
+      await storage.addToSchedule('soon', 1000);
+      await storage.addToSchedule('middle', 2000);
+      assert.equal(await storage.scheduleSize(), 3);
+      assert.deepEqual(await storage.scheduledItems(), ['soon', 'middle', 'later']);
+      assert.deepEqual(await storage.scheduledItems(1), ['soon']);
+      assert.deepEqual(await storage.readSchedule(999), []);
+      assert.deepEqual(await storage.readSchedule(2000), ['soon', 'middle']);
+      assert.equal(await storage.scheduleSize(), 1);
+      assert.equal(await storage.enqueueDue(5000), 1);
+      assert.deepEqual(await storage.enqueuedItems(), ['later']);
+      await storage.addToSchedule('x', 1);
+      await storage.flushSchedule();
+      assert.equal(await storage.scheduleSize(), 0);
+    });
+
+    it('moves each due message once even when schedulers race', async () => {
+      await storage.enqueueMany([]);
+      for (let i = 0; i < 50; i++) await storage.addToSchedule(`t${i}`, 100 + i);
+      const moved = await Promise.all([storage.enqueueDue(1000), storage.enqueueDue(1000), storage.enqueueDue(1000)]);
+      assert.equal(moved.reduce((a, b) => a + b, 0), 50);
+      assert.equal(await storage.queueSize(), 50);
+    });
+
+    it('stores, peeks, pops and deletes data', async () => {
+      await storage.putData('k', 'v1');
+      assert.equal(await storage.peekData('k'), 'v1');
+      assert.equal(await storage.hasDataForKey('k'), true);
+      await storage.putData('k', 'v2');
+      assert.equal(await storage.popData('k'), 'v2');
+      assert.equal(await storage.popData('k'), null);
+      assert.equal(await storage.peekData('k'), null);
+      assert.equal(await storage.hasDataForKey('k'), false);
+      await storage.putData('d', '1');
+      assert.equal(await storage.deleteData('d'), true);
+      assert.equal(await storage.deleteData('d'), false);
+    });
+
+    it('puts only into an empty key, and deletes only an equal value', async () => {
+      assert.equal(await storage.putIfEmpty('lock', 'me'), true);
+      assert.equal(await storage.putIfEmpty('lock', 'you'), false);
+      assert.equal(await storage.peekData('lock'), 'me');
+      assert.equal(await storage.deleteIfEqual('lock', 'you'), false);
+      assert.equal(await storage.deleteIfEqual('lock', 'me'), true);
+      assert.equal(await storage.hasDataForKey('lock'), false);
+    });
+
+    it('lists, counts and flushes results', async () => {
+      await storage.putData('a', '1');
+      await storage.putData('b', '2');
+      assert.equal(await storage.resultStoreSize(), 2);
+      assert.deepEqual(await storage.resultItems(), { a: '1', b: '2' });
+      await storage.flushResults();
+      assert.equal(await storage.resultStoreSize(), 0);
+    });
+
+    it('flushes everything at once', async () => {
+      await storage.enqueue('q');
+      await storage.enqueue('claimed');
+      await storage.dequeue('w9');
+      await storage.addToSchedule('s', 1);
+      await storage.putData('r', '1');
+      await storage.flushAll();
+      assert.equal(await storage.queueSize(), 0);
+      assert.equal(await storage.scheduleSize(), 0);
+      assert.equal(await storage.resultStoreSize(), 0);
+      assert.deepEqual(await storage.claimed('w9'), []);
+    });
+  });
+}
