@@ -23,7 +23,9 @@ import {
   contextOf,
   TaskDefinition,
   type ContextTaskFactory,
+  type PeriodicSchedule,
   type ScheduleOptions,
+  type PeriodicTaskFactory,
   type TaskArgs,
   type TaskContext,
   type TaskFactory,
@@ -141,11 +143,33 @@ export class Huey {
   task(options: TaskOptions & { context: true }): ContextTaskFactory;
   task(options?: TaskOptions): TaskFactory;
   task(options: TaskOptions = {}): TaskFactory | ContextTaskFactory {
+    return this.taskFactory(options);
+  }
+
+  /**
+   * Define a task that the consumer enqueues by itself in every minute that
+   * `schedule` accepts: `huey.periodicTask(crontab({ minute: '0', hour: '3' }))`.
+   * Periodic tasks take no arguments (but the TaskContext with `context: true`),
+   * and, as in Huey, their return values are not stored.
+   */
+  periodicTask(schedule: PeriodicSchedule, options: TaskOptions & { context: true }): PeriodicTaskFactory<[TaskContext]>;
+  periodicTask(schedule: PeriodicSchedule, options?: TaskOptions): PeriodicTaskFactory<[]>;
+  periodicTask(schedule: PeriodicSchedule, options: TaskOptions = {}): PeriodicTaskFactory<[]> | PeriodicTaskFactory<[TaskContext]> {
+    if (typeof schedule !== 'function') throw new ConfigurationError('periodicTask() needs a schedule: crontab({...}) or a (minute) => boolean function');
+    return this.taskFactory(options, schedule) as PeriodicTaskFactory<[]>;
+  }
+
+  /** Registered periodic tasks. */
+  periodicTasks(): TaskDefinition[] {
+    return [...this.registry.values()].filter((definition) => definition.periodic);
+  }
+
+  private taskFactory(options: TaskOptions, periodic?: PeriodicSchedule): TaskFactory {
     const factory = (...params: unknown[]): any => {
       if (params.length === 1) {
         const fn = params[0];
         if (typeof fn !== 'function') throw new ConfigurationError('huey.task()(fn) expects a function');
-        return this.register(fn as (...args: unknown[]) => unknown, options, options.name ?? fn.name);
+        return this.register(fn as (...args: unknown[]) => unknown, options, options.name ?? fn.name, undefined, periodic);
       }
       const [target, key, descriptor] = params as [object, string | symbol, PropertyDescriptor];
       const isStatic = typeof target === 'function';
@@ -155,7 +179,7 @@ export class Huey {
         ? () => target
         : () => (instance ??= new (target.constructor as new () => unknown)());
       Reflect.defineMetadata(TASK_OPTIONS_METADATA, options, target, key);
-      this.register(descriptor.value, options, options.name ?? `${owner.name}.${String(key)}`, thisArg);
+      this.register(descriptor.value, options, options.name ?? `${owner.name}.${String(key)}`, thisArg, periodic);
     };
     return factory as TaskFactory;
   }
@@ -179,10 +203,11 @@ export class Huey {
     options: TaskOptions,
     name: string,
     thisArg?: () => unknown,
+    periodic?: PeriodicSchedule,
   ): TaskWrapper<unknown[], unknown> {
     if (!name) throw new ConfigurationError('a task needs a name: pass a named function or { name }');
     if (this.registry.has(name)) throw new ConfigurationError(`a task named "${name}" is already registered`);
-    const definition = new TaskDefinition(name, fn, options, thisArg);
+    const definition = new TaskDefinition(name, fn, options, thisArg, periodic);
     this.registry.set(name, definition);
     const wrapper = this.wrap(definition);
     Reflect.defineMetadata(TASK_METADATA, wrapper, fn);
@@ -299,7 +324,7 @@ export class Huey {
       failure = error;
     }
 
-    if (!failed && this.results && (value != null || this.storeNone)) {
+    if (!failed && this.results && !definition.periodic && (value != null || this.storeNone)) {
       try {
         await this.storeOutcome(message.id, { value });
       } catch (error) {
@@ -327,7 +352,7 @@ export class Huey {
       await this.retry(message, context, failure);
       return { status: 'retrying', error: failure };
     }
-    if (this.results) await this.storeOutcome(message.id, { error: remoteError(failure, message) });
+    if (this.results && !definition.periodic) await this.storeOutcome(message.id, { error: remoteError(failure, message) });
     return { status: locked ? 'locked' : 'failed', error: failure };
   }
 

@@ -1,7 +1,7 @@
 export { Huey, type HueyOptions, type RevokeOptions, type Outcome, type Hook, type PostHook, type LifecycleHook } from './huey.js';
 export { RedisHuey, MemoryHuey } from './flavors.js';
 export { Result, type GetOptions } from './result.js';
-export type { TaskOptions, ScheduleOptions, TaskContext, TaskWrapper, TaskFactory, ContextTaskFactory, TaskArgs } from './task.js';
+export type { TaskOptions, ScheduleOptions, TaskContext, TaskWrapper, TaskFactory, ContextTaskFactory, PeriodicTaskFactory, PeriodicSchedule, TaskArgs } from './task.js';
 export type { Message } from './message.js';
 export type { TaskLock } from './lock.js';
 export { SIGNALS, type SignalName, type SignalHandler } from './signals.js';

@@ -83,6 +83,22 @@ export interface ContextTaskFactory {
   (target: object, propertyKey: string | symbol, descriptor: PropertyDescriptor): void;
 }
 
+/**
+ * When a periodic task runs: called with the start of each minute (a luxon
+ * DateTime in UTC), true to run in that minute. `crontab()` makes one; any
+ * function of the same shape will do. `next` lets the banner show the next run.
+ */
+export interface PeriodicSchedule {
+  (minute: DateTime): boolean;
+  next?(after: DateTime): DateTime | null;
+}
+
+/** `huey.periodicTask(schedule)`: wraps or decorates a function that takes no call arguments. */
+export interface PeriodicTaskFactory<P extends unknown[]> {
+  <R>(fn: (...args: P) => R): TaskWrapper<[], Awaited<R>>;
+  (target: object, propertyKey: string | symbol, descriptor: PropertyDescriptor): void;
+}
+
 /** A registered task: the function, how to call it, and its defaults. */
 export class TaskDefinition {
   constructor(
@@ -91,6 +107,8 @@ export class TaskDefinition {
     readonly options: Readonly<TaskOptions>,
     /** The `this` for the call: the class for a static method, an instance for an instance method. */
     private readonly thisArg: () => unknown = () => undefined,
+    /** Set for a periodic task: the minutes it runs in. */
+    readonly periodic?: PeriodicSchedule,
   ) {}
 
   /** Build the message for one call, applying per-call overrides over the task's defaults. */

@@ -176,6 +176,13 @@ export class MemoryStorage implements Storage {
     return this.data.delete(key);
   }
 
+  async putIfGreater(key: string, value: number): Promise<boolean> {
+    const current = this.data.get(key);
+    if (current !== undefined && Number(current) >= value) return false;
+    this.data.set(key, String(value));
+    return true;
+  }
+
   async hasDataForKey(key: string): Promise<boolean> {
     return this.data.has(key);
   }

@@ -85,6 +85,12 @@ export interface Storage {
   /** Delete `key` only while it still holds `value` (compare-and-delete). True when deleted. */
   deleteIfEqual(key: string, value: string): Promise<boolean>;
   hasDataForKey(key: string): Promise<boolean>;
+  /**
+   * Set `key` to `value` only if it is empty or holds a smaller number: a
+   * high-water mark. True when this call raised it. Several schedulers use it
+   * so that only one enqueues a periodic task for a given minute.
+   */
+  putIfGreater(key: string, value: number): Promise<boolean>;
   resultStoreSize(): Promise<number>;
   /** Every key and value in the result store. */
   resultItems(): Promise<Record<string, string>>;

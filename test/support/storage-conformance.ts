@@ -127,6 +127,15 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.equal(await storage.hasDataForKey('lock'), false);
     });
 
+    it('raises a high-water mark only upwards, once per value', async () => {
+      assert.equal(await storage.putIfGreater('mark', 10), true);
+      assert.equal(await storage.putIfGreater('mark', 10), false);
+      assert.equal(await storage.putIfGreater('mark', 9), false);
+      const racers = await Promise.all([11, 11, 11].map((v) => storage.putIfGreater('mark', v)));
+      assert.deepEqual(racers.filter(Boolean).length, 1);
+      assert.equal(await storage.peekData('mark'), '11');
+    });
+
     it('lists, counts and flushes results', async () => {
       await storage.putData('a', '1');
       await storage.putData('b', '2');

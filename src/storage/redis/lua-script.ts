@@ -36,4 +36,5 @@ export const scripts = {
   readSchedule: new LuaScript('read-schedule-1'),
   deleteIfEqual: new LuaScript('delete-if-equal-1'),
   popData: new LuaScript('pop-data-1'),
+  putIfGreater: new LuaScript('put-if-greater-1'),
 };

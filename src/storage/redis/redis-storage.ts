@@ -217,6 +217,10 @@ export class RedisStorage implements Storage {
     return Number(await scripts.deleteIfEqual.run(await this.ready(), [this.keys.data], [key, value])) > 0;
   }
 
+  async putIfGreater(key: string, value: number): Promise<boolean> {
+    return Number(await scripts.putIfGreater.run(await this.ready(), [this.keys.data], [key, value])) === 1;
+  }
+
   async hasDataForKey(key: string): Promise<boolean> {
     return Boolean(await (await this.ready()).hExists(this.keys.data, key));
   }
