@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { UnknownTaskError, type RemoteError } from '../errors.js';
 import type { Huey, Outcome } from '../huey.js';
 import type { Message } from '../message.js';
+import type { Logger } from '../logger.js';
 import type { Claim } from '../storage/storage.js';
 
 export interface WorkerOptions {
@@ -13,6 +14,17 @@ export interface WorkerOptions {
   maxDelay?: number;
   /** Seconds a blocking dequeue waits before checking whether to stop. @defaultValue 1 */
   blockingTimeout?: number;
+  /** Where this worker's lines go. Default: the Huey's logger, each line starting with the worker id. */
+  logger?: Logger;
+}
+
+function prefixed(logger: Logger, prefix: string): Logger {
+  return {
+    debug: (message) => logger.debug(`${prefix}: ${message}`),
+    info: (message) => logger.info(`${prefix}: ${message}`),
+    warn: (message) => logger.warn(`${prefix}: ${message}`),
+    error: (message) => logger.error(`${prefix}: ${message}`),
+  };
 }
 
 /**
@@ -25,6 +37,7 @@ export class Worker {
   private readonly backoff: number;
   private readonly maxDelay: number;
   private readonly blockingTimeoutMs: number;
+  private readonly logger: Logger;
   private stopping = false;
   private wake?: () => void;
   /** The message being run now, for the consumer's interruption handling. */
@@ -39,6 +52,7 @@ export class Worker {
     this.backoff = options.backoff ?? 1.15;
     this.maxDelay = options.maxDelay ?? 10;
     this.blockingTimeoutMs = (options.blockingTimeout ?? 1) * 1000;
+    this.logger = options.logger ?? prefixed(huey.logger, id);
   }
 
   /** Claim and run messages until `stop()`. */
@@ -51,7 +65,7 @@ export class Worker {
         worked = await this.runOnce(this.huey.storage.blocking ? this.blockingTimeoutMs : 0);
       } catch (error) {
         // The storage is unreachable: keep the worker alive and try again after a pause.
-        this.huey.logger.error(`${this.id}: ${errorText(error)}`);
+        this.logger.error(errorText(error));
         failed = true;
       }
       if (worked) {
@@ -104,7 +118,7 @@ export class Worker {
       return null;
     }
 
-    huey.logger.info(`${this.id}: executing ${message.name} ${message.id}`);
+    this.logger.info(`executing ${message.name} ${message.id}`);
     const started = performance.now();
     this.current = message;
     let outcome: Outcome;
@@ -119,7 +133,7 @@ export class Worker {
   }
 
   private async deadLetter(claim: Claim, reason: string, message?: Message, error?: Error): Promise<void> {
-    this.huey.logger.error(`${this.id}: dead-lettered a message: ${reason}`);
+    this.logger.error(`dead-lettered a message: ${reason}`);
     await this.huey.storage.deadLetter(claim, reason);
     if (message && error && this.huey.results) {
       // Whoever waits on this task's result learns why it will never run.
@@ -131,24 +145,24 @@ export class Worker {
   private log(message: Message, outcome: Outcome, ms: number): void {
     const what = `${message.name} ${message.id}`;
     const took = `${(ms / 1000).toFixed(3)}s`;
-    const { logger } = this.huey;
+    const { logger } = this;
     switch (outcome.status) {
       case 'complete':
-        logger.info(`${this.id}: ${what} executed in ${took}`);
+        logger.info(`${what} executed in ${took}`);
         break;
       case 'failed':
       case 'locked':
-        logger.error(`${this.id}: ${what} failed in ${took}: ${errorText(outcome.error, true)}`);
+        logger.error(`${what} failed in ${took}: ${errorText(outcome.error, true)}`);
         break;
       case 'retrying':
-        logger.warn(`${this.id}: ${what} will be retried (${message.retries} left) after ${took}: ${errorText(outcome.error)}`);
+        logger.warn(`${what} will run again (${took}): ${errorText(outcome.error)}`);
         break;
       case 'canceled':
-        logger.warn(`${this.id}: ${what} canceled: ${errorText(outcome.error)}`);
+        logger.warn(`${what} canceled: ${errorText(outcome.error)}`);
         break;
       case 'revoked':
       case 'expired':
-        logger.info(`${this.id}: ${what} ${outcome.status}, not run`);
+        logger.info(`${what} ${outcome.status}, not run`);
         break;
     }
   }

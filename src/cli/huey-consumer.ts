@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+/*
+ * huey-consumer MODULE.EXPORT [options]: run the workers and the scheduler of
+ * the Huey exported as EXPORT by MODULE, with Huey's consumer options.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { Consumer } from '../consumer/consumer.js';
+import { loadHuey, locateHuey, ModuleLoadError } from '../consumer/load-module.js';
+import { ConsoleLog, type LogLevel } from '../consumer/log.js';
+import { WORKER_TYPES, type WorkerType } from '../consumer/pool.js';
+import { HueyError } from '../errors.js';
+
+const argv = yargs(hideBin(process.argv))
+  .scriptName('huey-consumer')
+  .usage('$0 MODULE.EXPORT [options]\n\nRun the consumer for the Huey exported as EXPORT by MODULE (main.huey, examples/simple/main.huey).\nTypeScript modules are loaded through tsx.')
+  .parserConfiguration({ 'boolean-negation': false })
+  .positional('huey', { type: 'string', describe: 'MODULE.EXPORT of the Huey instance' })
+  .demandCommand(1, 'give the Huey as MODULE.EXPORT, for example main.huey')
+  .options({
+    workers: { alias: 'w', type: 'number', default: 1, describe: 'Number of workers' },
+    'worker-type': { alias: 'k', choices: WORKER_TYPES, default: 'async' as WorkerType, describe: 'async: loops on one event loop (I/O-bound tasks); thread: worker_threads; process: child processes' },
+    delay: { alias: 'd', type: 'number', default: 0.1, describe: 'Initial polling delay in seconds (storages without blocking dequeue)' },
+    backoff: { alias: 'b', type: 'number', default: 1.15, describe: 'Multiply the polling delay by this after each empty poll' },
+    'max-delay': { alias: 'm', type: 'number', default: 10, describe: 'Longest polling delay in seconds' },
+    'no-periodic': { alias: 'n', type: 'boolean', default: false, describe: 'Do not enqueue periodic tasks' },
+    'scheduler-interval': { alias: 's', type: 'number', default: 1, describe: 'Seconds between checks of the schedule (at most 60)' },
+    'flush-locks': { alias: 'f', type: 'boolean', default: false, describe: 'Clear every task lock at startup' },
+    'extra-locks': { alias: 'L', type: 'string', describe: 'Comma-separated lock names to clear at startup' },
+    'health-check-interval': { alias: 'c', type: 'number', default: 10, describe: 'Seconds between health checks of thread and process workers' },
+    'disable-health-check': { alias: 'C', type: 'boolean', default: false, describe: 'Do not restart dead workers' },
+    'grace-period': { alias: 'g', type: 'number', default: 30, describe: 'Seconds running tasks get to finish on SIGTERM/SIGINT before they are interrupted and requeued' },
+    logfile: { alias: 'l', type: 'string', describe: 'Also write the log to this file' },
+    verbose: { alias: 'v', type: 'boolean', default: false, describe: 'Log debug lines' },
+    quiet: { alias: 'q', type: 'boolean', default: false, describe: 'Log only warnings and errors' },
+    simple: { alias: 'S', type: 'boolean', default: false, describe: 'Log only the messages, without time and level' },
+  })
+  .check((args) => {
+    if (!Number.isInteger(args.workers) || args.workers < 1) throw new Error('--workers must be a whole number of at least 1');
+    if (!(args['scheduler-interval'] > 0 && args['scheduler-interval'] <= 60)) throw new Error('--scheduler-interval must be between 0 and 60');
+    if (args.verbose && args.quiet) throw new Error('--verbose and --quiet cannot be used together');
+    return true;
+  })
+  .strict()
+  .help()
+  .alias('h', 'help')
+  .version(false)
+  .parseSync();
+
+const level: LogLevel = argv.verbose ? 'debug' : argv.quiet ? 'warn' : 'info';
+const log = new ConsoleLog({ level, logfile: argv.logfile, simple: argv.simple });
+const spec = String(argv._[0]);
+
+async function main(): Promise<number> {
+  const huey = await loadHuey(locateHuey(spec));
+  huey.logger = log;
+  const consumer = new Consumer(huey, {
+    module: spec,
+    workers: argv.workers,
+    workerType: argv['worker-type'],
+    delay: argv.delay,
+    backoff: argv.backoff,
+    maxDelay: argv['max-delay'],
+    periodic: !argv['no-periodic'],
+    schedulerInterval: argv['scheduler-interval'],
+    flushLocks: argv['flush-locks'],
+    extraLocks: argv['extra-locks']?.split(',').map((name) => name.trim()).filter(Boolean),
+    healthCheck: !argv['disable-health-check'],
+    healthCheckInterval: argv['health-check-interval'],
+    gracePeriod: argv['grace-period'],
+    logLevel: level,
+    workerLog: (lineLevel, message, workerId) => log.write(lineLevel, message, workerId),
+  });
+  return consumer.run();
+}
+
+main().then(
+  async (code) => {
+    await log.close();
+    process.exit(code);
+  },
+  async (error: unknown) => {
+    // Expected failures are one line; anything else keeps its stack for the bug report.
+    const text = error instanceof ModuleLoadError || error instanceof HueyError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    process.stderr.write(`huey-consumer: ${text}\n`);
+    await log.close();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,233 @@
+import { hostname } from 'node:os';
+import { DateTime } from 'luxon';
+import { ConfigurationError } from '../errors.js';
+import type { Huey } from '../huey.js';
+import { IsolatedPool } from './isolated-pool.js';
+import type { LogLevel } from './log.js';
+import { AsyncPool, WORKER_TYPES, type WorkerPool, type WorkerType } from './pool.js';
+import { Scheduler } from './scheduler.js';
+
+export interface ConsumerOptions {
+  /** How many workers. @defaultValue 1 */
+  workers?: number;
+  /** Where workers run: `async` loops on this event loop, `thread`s or `process`es. @defaultValue 'async' */
+  workerType?: WorkerType;
+  /** Seconds between polls at first, for storages that cannot block. @defaultValue 0.1 */
+  delay?: number;
+  /** Each empty poll multiplies the wait by this. @defaultValue 1.15 */
+  backoff?: number;
+  /** The longest wait between polls, in seconds. @defaultValue 10 */
+  maxDelay?: number;
+  /** Enqueue periodic tasks. @defaultValue true */
+  periodic?: boolean;
+  /** Seconds between looks at the schedule. @defaultValue 1 */
+  schedulerInterval?: number;
+  /** Clear every lock at startup (left by a process that died holding it). @defaultValue false */
+  flushLocks?: boolean;
+  /** Only these locks are cleared at startup (implies flushing them). */
+  extraLocks?: string[];
+  /** Look after thread and process workers. @defaultValue true */
+  healthCheck?: boolean;
+  /** Seconds between health checks. @defaultValue 10 */
+  healthCheckInterval?: number;
+  /** Seconds running tasks get to finish at shutdown before they are interrupted and requeued. @defaultValue 30 */
+  gracePeriod?: number;
+  /** `MODULE.EXPORT` of the Huey: thread and process workers import it themselves. */
+  module?: string;
+  /** Where `module` is resolved from. @defaultValue process.cwd() */
+  cwd?: string;
+  /** The level of log lines thread and process workers send back. @defaultValue 'info' */
+  logLevel?: LogLevel;
+  /** Write a line that a thread or process worker logged. Default: the Huey's logger. */
+  workerLog?: (level: LogLevel, message: string, workerId: string) => void;
+  /** The scheduler's clock (ms since the epoch), for tests. */
+  now?: () => number;
+}
+
+/**
+ * Runs a Huey: a Scheduler and N workers. The consumer talks only to the
+ * Huey and its Storage interface; where a task runs is the pool's business.
+ */
+export class Consumer {
+  readonly id: string;
+  readonly workerType: WorkerType;
+  readonly workerCount: number;
+  readonly scheduler: Scheduler;
+  readonly pool: WorkerPool;
+  private readonly options: ConsumerOptions;
+  private healthTimer?: NodeJS.Timeout;
+  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private stopped?: Promise<void>;
+  private onStopped!: () => void;
+  /** Resolves once the consumer has stopped, however the stop was asked for. */
+  readonly finished = new Promise<void>((resolve) => (this.onStopped = resolve));
+
+  constructor(
+    readonly huey: Huey,
+    options: ConsumerOptions = {},
+  ) {
+    this.options = options;
+    this.workerType = options.workerType ?? 'async';
+    this.workerCount = options.workers ?? 1;
+    if (!WORKER_TYPES.includes(this.workerType)) {
+      throw new ConfigurationError(`worker type must be one of ${WORKER_TYPES.join(', ')}, not "${this.workerType}"`);
+    }
+    if (!Number.isInteger(this.workerCount) || this.workerCount < 1) throw new ConfigurationError('workers must be a whole number of at least 1');
+    if (this.workerType !== 'async' && !options.module) {
+      throw new ConfigurationError(`${this.workerType} workers import the Huey module themselves: give its MODULE.EXPORT as the module option`);
+    }
+    this.id = `${hostname()}.${process.pid}`;
+    const workerIds = Array.from({ length: this.workerCount }, (_, i) => `${this.id}.w${i + 1}`);
+    const workerOptions = { delay: options.delay, backoff: options.backoff, maxDelay: options.maxDelay };
+    this.pool =
+      this.workerType === 'async'
+        ? new AsyncPool(huey, workerIds, workerOptions)
+        : new IsolatedPool(
+            this.workerType,
+            huey,
+            workerIds,
+            { spec: options.module!, cwd: options.cwd ?? process.cwd(), options: workerOptions, logLevel: options.logLevel ?? 'info' },
+            options.workerLog ?? ((level, message, workerId) => huey.logger[level](`${workerId}: ${message}`)),
+          );
+    this.scheduler = new Scheduler(huey, { interval: options.schedulerInterval, periodic: options.periodic, now: options.now });
+  }
+
+  /** Connect, clear locks if asked, and start the workers and the scheduler. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error('a consumer starts once');
+    this.state = 'running';
+    await this.huey.connect();
+    await this.flushLocksIfAsked();
+    this.huey.logger.info(this.banner());
+    await this.pool.start();
+    this.scheduler.start();
+    if (this.workerType !== 'async' && (this.options.healthCheck ?? true)) {
+      const every = (this.options.healthCheckInterval ?? 10) * 1000;
+      const check = async () => {
+        try {
+          const replaced = await this.pool.check(async (id) => void (await this.requeueClaims(id)));
+          for (const id of replaced) this.huey.logger.warn(`health check: worker ${id} had died and was replaced`);
+        } catch (error) {
+          this.huey.logger.error(`health check failed: ${error instanceof Error ? error.message : String(error)}`);
+        }
+        if (this.state === 'running') this.healthTimer = setTimeout(check, every);
+      };
+      this.healthTimer = setTimeout(check, every);
+    }
+  }
+
+  private async flushLocksIfAsked(): Promise<void> {
+    const { flushLocks, extraLocks } = this.options;
+    if (!flushLocks && !extraLocks?.length) return;
+    const flushed = await this.huey.flushLocks(...(flushLocks ? [] : extraLocks!));
+    this.huey.logger.info(`flushed locks: ${flushed.length ? flushed.join(', ') : 'none were held'}`);
+  }
+
+  /**
+   * Stop taking work and let running tasks finish. After the grace period the
+   * ones still running are interrupted and their messages put back on the queue.
+   */
+  stop(options: { graceful?: boolean } = {}): Promise<void> {
+    this.stopped ??= this.shutdown(options.graceful ?? true);
+    return this.stopped;
+  }
+
+  private async shutdown(graceful: boolean): Promise<void> {
+    this.state = 'stopping';
+    clearTimeout(this.healthTimer);
+    const grace = graceful ? (this.options.gracePeriod ?? 30) * 1000 : 0;
+    this.huey.logger.info(graceful ? `shutting down: waiting up to ${grace / 1000}s for running tasks` : 'shutting down now');
+    await this.scheduler.stop();
+    const interrupted = await this.pool.stop(grace);
+    for (const id of interrupted) await this.requeueClaims(id);
+    // Anything still claimed by a worker of this consumer goes back too.
+    for (const id of this.pool.workerIds) await this.requeueClaims(id);
+    await this.huey.close();
+    this.state = 'stopped';
+    this.huey.logger.info('consumer stopped');
+    this.onStopped();
+  }
+
+  /** Restart the workers (thread and process workers load the code afresh); on SIGHUP. */
+  async restart(): Promise<void> {
+    if (this.state !== 'running') return;
+    this.huey.logger.info('restarting workers');
+    const interrupted = await this.pool.stop((this.options.gracePeriod ?? 30) * 1000);
+    for (const id of interrupted) await this.requeueClaims(id);
+    await this.pool.start();
+  }
+
+  /** Put a worker's claimed messages back on the queue, signalling each `interrupted`. */
+  async requeueClaims(workerId: string): Promise<number> {
+    const claimed = await this.huey.storage.claimed(workerId);
+    for (const data of claimed) {
+      try {
+        const message = this.huey.deserializeMessage(data);
+        this.huey.logger.warn(`${workerId}: ${message.name} ${message.id} was interrupted and is back on the queue`);
+        await this.huey.notify('interrupted', message);
+      } catch {
+        // A payload that cannot be read is still requeued; the next worker dead-letters it.
+      }
+    }
+    return claimed.length ? this.huey.storage.requeue(workerId) : 0;
+  }
+
+  /**
+   * Start, and stop on SIGTERM or SIGINT (a second SIGINT exits at once);
+   * restart the workers on SIGHUP. Resolves with the exit code once stopped.
+   */
+  async run(): Promise<number> {
+    let interrupts = 0;
+    let exitCode = 0;
+    const onStop = (signal: NodeJS.Signals) => {
+      if (signal === 'SIGINT' && ++interrupts > 1) {
+        this.huey.logger.warn('second SIGINT: exiting now');
+        exitCode = 1;
+        void Promise.all(this.pool.workerIds.map((id) => this.requeueClaims(id))).finally(() => process.exit(1));
+        return;
+      }
+      this.huey.logger.info(`received ${signal}`);
+      void this.stop();
+    };
+    const onHangUp = () => void this.restart().catch((error) => this.huey.logger.error(`restart failed: ${String(error)}`));
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+    process.on('SIGHUP', onHangUp);
+    try {
+      await this.start();
+      await this.finished;
+    } finally {
+      process.off('SIGTERM', onStop);
+      process.off('SIGINT', onStop);
+      process.off('SIGHUP', onHangUp);
+    }
+    return exitCode;
+  }
+
+  /** The startup lines: settings, tasks, periodic tasks with their next run. */
+  banner(): string {
+    const o = this.options;
+    const storage = this.huey.storage;
+    const now = DateTime.utc();
+    const lines = [
+      `huey-ts consumer for "${this.huey.name}" (${this.id})`,
+      `- storage: ${storage.kind}${storage.blocking ? ', blocking dequeue' : `, polling (delay ${o.delay ?? 0.1}s, backoff ${o.backoff ?? 1.15}, max ${o.maxDelay ?? 10}s)`}`,
+      `- workers: ${this.workerCount} ${this.workerType}`,
+      `- periodic tasks: ${o.periodic ?? true ? 'on' : 'off'}; scheduler interval: ${o.schedulerInterval ?? 1}s`,
+      `- health check: ${this.workerType === 'async' ? 'not needed for async workers' : (o.healthCheck ?? true) ? `every ${o.healthCheckInterval ?? 10}s` : 'off'}`,
+      `- grace period: ${o.gracePeriod ?? 30}s`,
+      'Tasks:',
+    ];
+    for (const name of this.huey.taskNames.sort()) {
+      const periodic = this.huey.definition(name)?.periodic;
+      if (!periodic) {
+        lines.push(`+ ${name}`);
+        continue;
+      }
+      const next = periodic.next?.(now);
+      const schedule = typeof periodic.toString === 'function' && periodic.toString !== Function.prototype.toString ? ` ${periodic.toString()}` : '';
+      lines.push(`+ ${name} (periodic${schedule}${next ? `, next run ${next.toUTC().toISO({ suppressMilliseconds: true })}` : ''})`);
+    }
+    return lines.join('\n');
+  }
+}

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import { DateTime } from 'luxon';
+import type { Huey } from '../huey.js';
+
+export interface SchedulerOptions {
+  /** Seconds between looks at the schedule. @defaultValue 1 */
+  interval?: number;
+  /** Enqueue periodic tasks. @defaultValue true */
+  periodic?: boolean;
+  /** The clock, in ms since the epoch; tests inject their own. */
+  now?: () => number;
+}
+
+const MINUTE = 60_000;
+
+/** The key whose value is the last minute (ms) for which a periodic task was enqueued. */
+export const periodicMarkKey = (taskName: string) => `periodic.${taskName}`;
+
+/**
+ * Moves due delayed tasks onto the queue every interval, and enqueues each
+ * periodic task once in every minute its schedule accepts.
+ *
+ * Both steps are safe with several consumers on one storage: due tasks move
+ * in one atomic storage step, and a periodic task's minute is claimed by
+ * raising a high-water mark that only one scheduler can raise.
+ */
+export class Scheduler {
+  readonly interval: number;
+  readonly periodic: boolean;
+  private readonly now: () => number;
+  private lastMinute = -1;
+  private timer?: NodeJS.Timeout;
+  private ticking?: Promise<void>;
+
+  constructor(
+    readonly huey: Huey,
+    options: SchedulerOptions = {},
+  ) {
+    this.interval = options.interval ?? 1;
+    this.periodic = options.periodic ?? true;
+    this.now = options.now ?? Date.now;
+    if (!(this.interval > 0 && this.interval <= 60)) throw new RangeError('the scheduler interval must be between 0 and 60 seconds');
+  }
+
+  start(): void {
+    const loop = () => {
+      this.ticking = this.tick()
+        .catch((error) => this.huey.logger.error(`scheduler: ${error instanceof Error ? error.message : String(error)}`))
+        .finally(() => {
+          if (this.timer !== undefined) this.timer = setTimeout(loop, this.delayToNextTick());
+        });
+    };
+    this.timer = setTimeout(loop, 0);
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.ticking;
+  }
+
+  /** Ticks line up with the wall clock so that a new minute is seen right after it starts. */
+  private delayToNextTick(): number {
+    const ms = this.interval * 1000;
+    return ms - (this.now() % ms);
+  }
+
+  /** One look: move what is due, and at a new minute, enqueue periodic tasks. */
+  async tick(): Promise<void> {
+    const now = this.now();
+    const moved = await this.huey.storage.enqueueDue(now);
+    if (moved > 0) this.huey.logger.debug(`scheduler: enqueued ${moved} due task(s)`);
+    const minute = now - (now % MINUTE);
+    if (this.periodic && minute !== this.lastMinute) {
+      this.lastMinute = minute;
+      await this.enqueuePeriodic(minute);
+    }
+  }
+
+  /** Enqueue every periodic task whose schedule accepts `minute` and whose minute no other scheduler took. */
+  async enqueuePeriodic(minute: number): Promise<string[]> {
+    const at = DateTime.fromMillis(minute, { zone: 'utc' });
+    const enqueued: string[] = [];
+    for (const definition of this.huey.periodicTasks()) {
+      if (!definition.periodic!(at)) continue;
+      if (!(await this.huey.storage.putIfGreater(periodicMarkKey(definition.name), minute))) continue;
+      const message = definition.message(randomUUID(), [], {}, this.now());
+      await this.huey.enqueue(message);
+      this.huey.logger.info(`scheduler: enqueued periodic task ${definition.name} ${message.id}`);
+      enqueued.push(definition.name);
+    }
+    return enqueued;
+  }
+}

@@ -1,0 +1,74 @@
+/*
+ * The first module of a thread or process worker. It loads the user's module
+ * itself (so the registry is filled in this thread or process), runs the
+ * shared Worker loop until the consumer says stop, and reports back through
+ * the thread port or the IPC channel.
+ */
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import type { Logger } from '../logger.js';
+import type { WorkerCommand, WorkerReport, WorkerSetup } from './isolated-pool.js';
+import { loadHuey, locateHuey } from './load-module.js';
+import type { LogLevel } from './log.js';
+import { runHooks } from './pool.js';
+import { Worker } from './worker.js';
+
+const inThread = !isMainThread;
+const setup: WorkerSetup = inThread ? (workerData as WorkerSetup) : (JSON.parse(process.env.HUEY_WORKER_SETUP ?? 'null') as WorkerSetup);
+if (!setup) throw new Error('worker-entry is started by the consumer, not by hand');
+
+function report(message: WorkerReport): void {
+  if (inThread) parentPort!.postMessage(message);
+  else process.send?.(message);
+}
+
+function onCommand(listener: (command: WorkerCommand) => void): void {
+  if (inThread) parentPort!.on('message', listener);
+  else process.on('message', listener as (message: unknown) => void);
+}
+
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** Log lines go to the consumer, which writes them with the worker's name; filtered here to spare the channel. */
+function forwardingLogger(level: LogLevel): Logger {
+  const at = (lineLevel: LogLevel) => (message: string) => {
+    if (RANK[lineLevel] >= RANK[level]) report({ type: 'log', level: lineLevel, message });
+  };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+async function main(): Promise<void> {
+  let worker: Worker | undefined;
+  let stopRequested = false;
+  onCommand((command) => {
+    if (command.type !== 'stop') return;
+    stopRequested = true;
+    worker?.stop();
+  });
+  // A process worker whose consumer is gone stops as it would when told to.
+  if (!inThread) process.on('disconnect', () => ((stopRequested = true), worker?.stop()));
+
+  const huey = await loadHuey(locateHuey(setup.spec, setup.cwd));
+  huey.logger = forwardingLogger(setup.logLevel);
+  await huey.connect();
+  await runHooks(huey.startupHooks, huey, 'startup');
+  // The consumer adds the worker id to each forwarded line itself.
+  worker = new Worker(huey, setup.workerId, { ...setup.options, logger: huey.logger });
+  report({ type: 'ready' });
+  if (!stopRequested) await worker.run();
+  await runHooks(huey.shutdownHooks, huey, 'shutdown');
+  await huey.close();
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    const failure: WorkerReport = { type: 'failed', error: error instanceof Error ? error.message : String(error) };
+    // Exit only once the report has left, or the consumer would see a bare exit code.
+    if (inThread) {
+      parentPort!.postMessage(failure);
+      setImmediate(() => process.exit(1));
+    } else {
+      process.send?.(failure, () => process.exit(1));
+    }
+  },
+);
