@@ -497,6 +497,11 @@ export class Huey {
     this.signals.disconnect(handler, names);
   }
 
+  /** Emit a signal for a message from outside a run, as the consumer does for `interrupted`. */
+  notify(signal: SignalName, message: Message, error?: unknown): Promise<void> {
+    return this.emit(signal, message, error);
+  }
+
   private emit(signal: SignalName, message: Message, error?: unknown, context?: TaskContext): Promise<void> {
     return this.signals.emit(signal, context ?? contextOf(message, this), error);
   }
