@@ -101,6 +101,7 @@ export class Consumer {
     this.huey.logger.info(this.banner());
     await this.pool.start();
     this.scheduler.start();
+    this.huey.logger.info(`consumer running with ${this.workerCount} ${this.workerType} worker(s)`);
     if (this.workerType !== 'async' && (this.options.healthCheck ?? true)) {
       const every = (this.options.healthCheckInterval ?? 10) * 1000;
       const check = async () => {
@@ -183,7 +184,11 @@ export class Consumer {
       if (signal === 'SIGINT' && ++interrupts > 1) {
         this.huey.logger.warn('second SIGINT: exiting now');
         exitCode = 1;
-        void Promise.all(this.pool.workerIds.map((id) => this.requeueClaims(id))).finally(() => process.exit(1));
+        // Kill thread and process workers without waiting, put their tasks back, and leave.
+        void this.pool
+          .stop(0)
+          .then(() => Promise.all(this.pool.workerIds.map((id) => this.requeueClaims(id))))
+          .finally(() => process.exit(1));
         return;
       }
       this.huey.logger.info(`received ${signal}`);

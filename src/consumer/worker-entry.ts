@@ -53,6 +53,7 @@ async function main(): Promise<void> {
   await runHooks(huey.startupHooks, huey, 'startup');
   // The consumer adds the worker id to each forwarded line itself.
   worker = new Worker(huey, setup.workerId, { ...setup.options, logger: huey.logger });
+  huey.logger.info(`${inThread ? 'thread' : 'process'} worker started (pid ${process.pid})`);
   report({ type: 'ready' });
   if (!stopRequested) await worker.run();
   await runHooks(huey.shutdownHooks, huey, 'shutdown');

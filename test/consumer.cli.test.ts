@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { runScript, startConsumer, type Spawned } from './support/processes.js';
+import { startRedis, type TestRedis } from './support/redis-server.js';
+
+// End to end: the real huey-consumer process on examples/simple, fed by other processes.
+
+let redis: TestRedis;
+let example: typeof import('../examples/simple/tasks.js');
+let exampleHuey: typeof import('../examples/simple/config.js')['huey'];
+
+before(async () => {
+  redis = await startRedis();
+  process.env.REDIS_URL = redis.url;
+  example = await import('../examples/simple/tasks.js');
+  exampleHuey = (await import('../examples/simple/config.js')).huey;
+});
+
+after(async () => {
+  await exampleHuey.close();
+  await redis.close();
+});
+
+async function running(args: string[]): Promise<Spawned> {
+  const consumer = startConsumer(args, { REDIS_URL: redis.url });
+  await consumer.waitFor(/consumer running with/);
+  return consumer;
+}
+
+/** Worker id → pid, from the lines thread and process workers log as they start. */
+function workerPids(consumer: Spawned): Map<string, number> {
+  const pids = new Map<string, number>();
+  for (const match of consumer.output.matchAll(/:huey:(\S+): (?:thread|process) worker started \(pid (\d+)\)/g)) {
+    pids.set(match[1]!, Number(match[2]));
+  }
+  return pids;
+}
+
+for (const workerType of ['async', 'thread', 'process'] as const) {
+  describe(`huey-consumer with ${workerType} workers`, () => {
+    it('runs tasks enqueued by another process and finishes a slow task on SIGTERM', async () => {
+      const consumer = await running(['examples/simple/main.huey', '-w', '2', '-k', workerType, '-g', '20']);
+      assert.match(consumer.output, new RegExp(`workers: 2 ${workerType}`));
+      assert.match(consumer.output, /\+ Beans\.countBeans\n\+ add\n\+ flaky\n\+ slowAdd/);
+
+      const producer = await runScript('examples/simple/producer.ts', { REDIS_URL: redis.url });
+      assert.equal(producer.code, 0, producer.output);
+      assert.match(producer.output, /add\(1, 2\) = 3/);
+      assert.match(producer.output, /countBeans\(100\) = "Counted 100 beans"/);
+      assert.match(producer.output, /slowAdd\(2, 3, 1\) = 5/);
+      assert.match(producer.output, /flaky\('demo'\) = "demo-\d+ worked on try 3"/);
+
+      const slow = example.slowAdd(20, 22, 1.5);
+      await consumer.waitFor(new RegExp(`executing slowAdd ${slow.id}`));
+      consumer.child.kill('SIGTERM');
+      assert.equal(await consumer.exited(), 0, consumer.output);
+      assert.match(consumer.output, new RegExp(`slowAdd ${slow.id} executed in`));
+      assert.equal(await slow.get({ blocking: true, timeout: 5 }), 42);
+      assert.equal(await exampleHuey.pendingCount(), 0);
+    });
+  });
+}
+
+describe('huey-consumer worker health', () => {
+  it('replaces a killed process worker and reruns the task it held', async () => {
+    const consumer = await running(['examples/simple/main.huey', '-w', '2', '-k', 'process', '-c', '0.2']);
+    const slow = example.slowAdd(1, 1, 30);
+    const [, workerId] = (await consumer.waitFor(new RegExp(`:huey:(\\S+): executing slowAdd ${slow.id}`))) as RegExpMatchArray;
+    const pid = workerPids(consumer).get(workerId!);
+    assert.ok(pid, `pid of ${workerId} in:\n${consumer.output}`);
+    process.kill(pid, 'SIGKILL');
+    await consumer.waitFor(new RegExp(`${workerId}: slowAdd ${slow.id} was interrupted and is back on the queue`));
+    await consumer.waitFor(new RegExp(`worker ${workerId} had died and was replaced`));
+    await consumer.waitFor(new RegExp(`executing slowAdd ${slow.id}[\\s\\S]*executing slowAdd ${slow.id}`));
+    // The replacement takes new work too.
+    const sum = example.add(2, 2);
+    assert.equal(await sum.get({ blocking: true, timeout: 10 }), 4);
+    consumer.child.kill('SIGINT');
+    await consumer.waitFor(/received SIGINT/);
+    consumer.child.kill('SIGINT');
+    assert.equal(await consumer.exited(), 1);
+    // A second SIGINT leaves at once, but puts the running task back first.
+    assert.deepEqual((await exampleHuey.pending()).map((m) => m.id), [slow.id]);
+    await exampleHuey.storage.flushQueue();
+  });
+});
+
+describe('huey-consumer module errors', () => {
+  const fail = (spec: string) => {
+    try {
+      execFileSync(process.execPath, ['dist/cli/huey-consumer.js', spec], { encoding: 'utf8', stdio: 'pipe' });
+    } catch (error) {
+      const { status, stderr } = error as { status: number; stderr: string };
+      return { status, stderr };
+    }
+    throw new Error(`huey-consumer ${spec} should have failed`);
+  };
+
+  it('names the module, the export and the cause in one line', () => {
+    const missing = fail('nowhere/main.huey');
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /^huey-consumer: cannot load "nowhere\/main.huey": no module "nowhere\/main"/);
+    assert.equal(missing.stderr.trim().split('\n').length, 1);
+
+    const broken = fail('test/fixtures/broken-module.huey');
+    assert.match(broken.stderr, /cannot load "test\/fixtures\/broken-module.huey": module .*broken-module.ts failed to import: Error: database settings missing/);
+    assert.equal(broken.stderr.trim().split('\n').length, 1);
+
+    const noExport = fail('test.fixtures.no-huey.huey');
+    assert.match(noExport.stderr, /has no export "huey" \(exports: notHuey\)/);
+
+    const notHuey = fail('test/fixtures/no-huey.notHuey');
+    assert.match(notHuey.stderr, /export "notHuey" of .* is not a Huey instance/);
+  });
+
+  it('accepts dotted and slashed module paths', async () => {
+    for (const spec of ['examples.simple.main.huey', 'examples/simple/main.ts.huey']) {
+      const consumer = await running([spec, '-w', '1']);
+      consumer.child.kill('SIGTERM');
+      assert.equal(await consumer.exited(), 0, consumer.output);
+    }
+  });
+});
