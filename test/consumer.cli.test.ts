@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runScript, startConsumer, type Spawned } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
@@ -83,6 +86,25 @@ describe('huey-consumer worker health', () => {
     // A second SIGINT leaves at once, but puts the running task back first.
     assert.deepEqual((await exampleHuey.pending()).map((m) => m.id), [slow.id]);
     await exampleHuey.storage.flushQueue();
+  });
+});
+
+describe('huey-consumer restart and logging', () => {
+  it('restarts thread workers on SIGHUP and writes a simple log file', async () => {
+    const logfile = join(mkdtempSync(join(tmpdir(), 'huey-log-')), 'consumer.log');
+    const consumer = await running(['examples/simple/main.huey', '-w', '2', '-k', 'thread', '-l', logfile, '-S']);
+    const before = [...workerPids(consumer).keys()].length;
+    assert.equal(before, 0, 'simple lines carry no worker names');
+    assert.equal((consumer.output.match(/thread worker started/g) ?? []).length, 2);
+    consumer.child.kill('SIGHUP');
+    await consumer.waitFor(/restarting workers[\s\S]*thread worker started[\s\S]*thread worker started/);
+    assert.equal(await example.add(5, 6).get({ blocking: true, timeout: 10 }), 11);
+    consumer.child.kill('SIGTERM');
+    assert.equal(await consumer.exited(), 0);
+    const written = readFileSync(logfile, 'utf8');
+    assert.match(written, /^huey-ts consumer for "simple-example"/);
+    assert.match(written, /^restarting workers$/m);
+    assert.match(written, /^add [0-9a-f-]+ executed in \d/m);
   });
 });
 
