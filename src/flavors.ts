@@ -1,5 +1,6 @@
 import { Huey, type HueyOptions } from './huey.js';
 import { MemoryStorage } from './storage/memory.js';
+import { PriorityRedisStorage } from './storage/redis/priority-redis-storage.js';
 import { RedisStorage, type RedisStorageOptions } from './storage/redis/redis-storage.js';
 
 /** A Huey on Redis: `new RedisHuey('my-app', { url: 'redis://localhost:6379' })`. */
@@ -7,6 +8,17 @@ export class RedisHuey extends Huey {
   constructor(name: string, options: Omit<HueyOptions, 'storage'> & RedisStorageOptions = {}) {
     const { url, clientOptions, onError, ...hueyOptions } = options;
     super(name, { ...hueyOptions, storage: new RedisStorage(name, { url, clientOptions, onError }) });
+  }
+}
+
+/**
+ * A Huey on Redis whose queue honours `priority`: higher runs first, equal
+ * priorities first in, first out. Like Huey's PriorityRedisHuey.
+ */
+export class PriorityRedisHuey extends Huey {
+  constructor(name: string, options: Omit<HueyOptions, 'storage'> & RedisStorageOptions = {}) {
+    const { url, clientOptions, onError, ...hueyOptions } = options;
+    super(name, { ...hueyOptions, storage: new PriorityRedisStorage(name, { url, clientOptions, onError }) });
   }
 }
 

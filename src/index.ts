@@ -1,5 +1,5 @@
 export { Huey, type HueyOptions, type RevokeOptions, type Outcome, type Hook, type PostHook, type LifecycleHook } from './huey.js';
-export { RedisHuey, MemoryHuey } from './flavors.js';
+export { RedisHuey, PriorityRedisHuey, MemoryHuey } from './flavors.js';
 export { Result, type GetOptions } from './result.js';
 export type { TaskOptions, ScheduleOptions, TaskContext, TaskWrapper, TaskFactory, ContextTaskFactory, PeriodicTaskFactory, PeriodicSchedule, TaskArgs } from './task.js';
 export type { Message } from './message.js';

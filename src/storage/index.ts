@@ -1,3 +1,4 @@
 export type { Claim, DeadLetter, Storage } from './storage.js';
 export { MemoryStorage } from './memory.js';
 export { RedisStorage, RedisKeys, type RedisStorageOptions } from './redis/redis-storage.js';
+export { PriorityRedisStorage } from './redis/priority-redis-storage.js';

@@ -12,6 +12,7 @@ interface Queued {
 export class MemoryStorage implements Storage {
   readonly kind = 'memory';
   readonly blocking = true;
+  readonly ordersByPriority = true;
 
   // Kept ordered: higher priority first, FIFO within a priority.
   private queue: Queued[] = [];

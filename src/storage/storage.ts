@@ -18,6 +18,9 @@ export interface Storage {
    */
   readonly blocking: boolean;
 
+  /** True when the queue runs higher `priority` first; otherwise it is first in, first out. */
+  readonly ordersByPriority: boolean;
+
   /** Open connections. Called before first use; calling it twice is harmless. */
   connect(): Promise<void>;
   /** Close connections. */
@@ -104,6 +107,8 @@ export interface Storage {
 export interface Claim {
   readonly data: string;
   readonly workerId: string;
+  /** The storage's own handle on the claim, when it differs from `data`; pass claims back unchanged. */
+  readonly receipt?: string;
 }
 
 /** A message set aside because it could not be run. */

@@ -31,11 +31,36 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.equal(await storage.dequeue('w1'), null);
     });
 
+    it('runs higher priority first and keeps equal priorities in order, where it orders by priority', async () => {
+      await storage.enqueue('low-1', 0);
+      await storage.enqueue('high-1', 10);
+      await storage.enqueueMany([{ data: 'low-2', priority: 0 }, { data: 'high-2', priority: 10 }, { data: 'negative', priority: -5 }]);
+      await storage.enqueue('mid', 5);
+      const expected = storage.ordersByPriority
+        ? ['high-1', 'high-2', 'mid', 'low-1', 'low-2', 'negative']
+        : ['low-1', 'high-1', 'low-2', 'high-2', 'negative', 'mid'];
+      assert.deepEqual(await storage.enqueuedItems(), expected);
+      // A claim put back keeps its place; a due scheduled message keeps its priority.
+      const first = await storage.dequeue('w1');
+      assert.equal(first?.data, expected[0]);
+      await storage.requeue('w1');
+      await storage.addToSchedule('scheduled-high', 1, 10);
+      await storage.enqueueDue(10);
+      const drained = [];
+      for (let claim = await storage.dequeue('w1'); claim; claim = await storage.dequeue('w1')) {
+        drained.push(claim.data);
+        await storage.ack(claim);
+      }
+      assert.deepEqual(drained, storage.ordersByPriority ? ['high-1', 'high-2', 'scheduled-high', 'mid', 'low-1', 'low-2', 'negative'] : [...expected, 'scheduled-high']);
+      assert.deepEqual(await storage.claimed('w1'), []);
+    });
+
     it('keeps a claimed message until it is acked', async () => {
       await storage.enqueue('m1');
       await storage.enqueue('m2');
       const claim = await storage.dequeue('w1');
-      assert.deepEqual(claim, { data: 'm1', workerId: 'w1' });
+      assert.equal(claim?.data, 'm1');
+      assert.equal(claim?.workerId, 'w1');
       assert.equal(await storage.queueSize(), 1);
       assert.deepEqual(await storage.claimed('w1'), ['m1']);
       await storage.ack(claim!);

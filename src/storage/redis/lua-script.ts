@@ -37,4 +37,8 @@ export const scripts = {
   deleteIfEqual: new LuaScript('delete-if-equal-1'),
   popData: new LuaScript('pop-data-1'),
   putIfGreater: new LuaScript('put-if-greater-1'),
+  priorityEnqueue: new LuaScript('priority-enqueue-3'),
+  priorityClaim: new LuaScript('priority-claim-2'),
+  priorityRequeue: new LuaScript('priority-requeue-2'),
+  priorityEnqueueDue: new LuaScript('priority-enqueue-due-4'),
 };

@@ -22,6 +22,10 @@ export class RedisKeys {
   readonly schedule: string;
   readonly data: string;
   readonly dead: string;
+  /** The priority queue, its sequence counter and wake-up list (PriorityRedisStorage only). */
+  readonly priorityQueue: string;
+  readonly prioritySequence: string;
+  readonly wake: string;
   private readonly prefix: string;
 
   constructor(name: string) {
@@ -33,6 +37,9 @@ export class RedisKeys {
     this.schedule = `${this.prefix}.schedule`;
     this.data = `${this.prefix}.results`;
     this.dead = `${this.prefix}.dead`;
+    this.priorityQueue = `${this.prefix}.pqueue`;
+    this.prioritySequence = `${this.prefix}.pqueue.seq`;
+    this.wake = `${this.prefix}.pqueue.wake`;
   }
 
   claimed(workerId: string): string {
@@ -54,8 +61,9 @@ const ENQUEUE_DUE_BATCH = 1000;
  * it from there.
  */
 export class RedisStorage implements Storage {
-  readonly kind = 'redis';
+  readonly kind: string = 'redis';
   readonly blocking = true;
+  readonly ordersByPriority: boolean = false;
   readonly keys: RedisKeys;
   readonly client: RedisClientType;
 
@@ -90,12 +98,12 @@ export class RedisStorage implements Storage {
     await Promise.all(clients.map((c) => (c.isOpen ? c.close() : undefined)));
   }
 
-  private async ready(): Promise<RedisClientType> {
+  protected async ready(): Promise<RedisClientType> {
     if (!this.client.isReady) await this.connect();
     return this.client;
   }
 
-  private async blockingClient(workerId: string): Promise<RedisClientType> {
+  protected async blockingClient(workerId: string): Promise<RedisClientType> {
     let client = this.blockingClients.get(workerId);
     if (!client) {
       await this.ready();
@@ -126,13 +134,17 @@ export class RedisStorage implements Storage {
   }
 
   async ack(claim: Claim): Promise<void> {
-    await (await this.ready()).lRem(this.keys.claimed(claim.workerId), 1, claim.data);
+    await (await this.ready()).lRem(this.keys.claimed(claim.workerId), 1, claim.receipt ?? claim.data);
   }
 
   async deadLetter(claim: Claim, reason: string): Promise<void> {
     const entry = JSON.stringify({ data: claim.data, reason, at: Date.now() });
     // One transaction: the message is never in neither list nor in both.
-    await (await this.ready()).multi().lRem(this.keys.claimed(claim.workerId), 1, claim.data).lPush(this.keys.dead, entry).exec();
+    await (await this.ready())
+      .multi()
+      .lRem(this.keys.claimed(claim.workerId), 1, claim.receipt ?? claim.data)
+      .lPush(this.keys.dead, entry)
+      .exec();
   }
 
   async deadLetters(limit = -1): Promise<DeadLetter[]> {
@@ -239,7 +251,8 @@ export class RedisStorage implements Storage {
 
   async flushAll(): Promise<void> {
     const client = await this.ready();
-    const keys = [this.keys.queue, this.keys.schedule, this.keys.data, this.keys.dead];
+    const { queue, schedule, data, dead, priorityQueue, prioritySequence, wake } = this.keys;
+    const keys = [queue, schedule, data, dead, priorityQueue, prioritySequence, wake];
     for await (const batch of client.scanIterator({ MATCH: this.keys.claimedPattern, COUNT: 100 })) keys.push(...batch);
     await client.del(keys);
   }
