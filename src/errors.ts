@@ -90,6 +90,11 @@ export class TaskTimeout extends HueyError {
   override name = 'TaskTimeout';
 }
 
+/** The thread or process running a task died (killed, crashed, out of memory) before the task settled. */
+export class WorkerDiedError extends HueyError {
+  override name = 'WorkerDiedError';
+}
+
 /** The storage could not be reached or refused the command. */
 export class StorageError extends HueyError {
   override name = 'StorageError';

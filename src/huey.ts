@@ -8,6 +8,7 @@ import {
   RetryTask,
   SerializationError,
   TaskLockedError,
+  TaskTimeout,
   UnknownTaskError,
   type RemoteError,
 } from './errors.js';
@@ -293,7 +294,8 @@ export class Huey {
   async execute(message: Message, now = Date.now()): Promise<Outcome> {
     const definition = this.registry.get(message.name);
     if (!definition) throw new UnknownTaskError(message.name);
-    const context = contextOf(message, this);
+    const abort = new AbortController();
+    const context = contextOf(message, this, abort.signal);
 
     if (message.expires !== null && now > message.expires) {
       await this.emit('expired', message, undefined, context);
@@ -316,7 +318,8 @@ export class Huey {
     let failure: unknown;
     let failed = false;
     try {
-      value = await definition.invoke(message, context);
+      const running = definition.invoke(message, context);
+      value = message.timeout ? await withTimeout(running, message, abort) : await running;
     } catch (error) {
       if (error instanceof RetryTask) return this.retryWithoutCount(message, context, error);
       if (error instanceof CancelExecution) return this.cancel(message, context, error);
@@ -346,14 +349,23 @@ export class Huey {
       await this.emit('complete', message, undefined, context);
       return { status: 'complete' };
     }
-    const locked = failure instanceof TaskLockedError;
-    await this.emit(locked ? 'locked' : 'error', message, failure, context);
+    return this.fail(message, failure, context);
+  }
+
+  /**
+   * Settle a run that failed with `error`: signal it, then enqueue a retry if
+   * any are left, or store the error as the task's result. The consumer also
+   * calls this for a run whose worker died or was stopped for its timeout.
+   */
+  async fail(message: Message, error: unknown, context: TaskContext = contextOf(message, this)): Promise<Outcome> {
+    const signal = error instanceof TaskLockedError ? 'locked' : error instanceof TaskTimeout ? 'timeout' : 'error';
+    await this.emit(signal, message, error, context);
     if (message.retries > 0) {
-      await this.retry(message, context, failure);
-      return { status: 'retrying', error: failure };
+      await this.retry(message, context, error);
+      return { status: 'retrying', error };
     }
-    if (this.results && !definition.periodic) await this.storeOutcome(message.id, { error: remoteError(failure, message) });
-    return { status: locked ? 'locked' : 'failed', error: failure };
+    if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message.id, { error: remoteError(error, message) });
+    return { status: signal === 'locked' ? 'locked' : 'failed', error };
   }
 
   /** Enqueue the next try of a failed run, using up one retry. */
@@ -554,6 +566,24 @@ export class Huey {
   flush(): Promise<void> {
     return this.storage.flushAll();
   }
+}
+
+/**
+ * Race a run against its timeout. On time-out the run's signal is aborted so
+ * a task that listens can stop; one that does not keeps running in the
+ * background (its late outcome is ignored) until its worker is replaced.
+ */
+function withTimeout(running: Promise<unknown>, message: Message, abort: AbortController): Promise<unknown> {
+  const error = new TaskTimeout(`task ${message.name} ${message.id} ran past its timeout of ${message.timeout}s`);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      abort.abort(error);
+      reject(error);
+    }, message.timeout! * 1000);
+  });
+  running.catch(() => {}); // a late failure after the timeout is not an unhandled rejection
+  return Promise.race([running, timedOut]).finally(() => clearTimeout(timer));
 }
 
 function errorText(error: unknown): string {

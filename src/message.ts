@@ -20,6 +20,8 @@ export interface Message {
   eta: number | null;
   /** Not after this time (ms since the epoch), or null for no expiry. */
   expires: number | null;
+  /** Seconds a run may take before it fails with TaskTimeout, or null for no limit. */
+  timeout?: number | null;
 }
 
 export function isMessage(value: unknown): value is Message {

@@ -19,6 +19,12 @@ export interface TaskOptions {
   expires?: number | Date;
   /** Pass a `TaskContext` as the function's last argument. @defaultValue false */
   context?: boolean;
+  /**
+   * Seconds a run may take; past it the run fails with `TaskTimeout` (retries
+   * apply). Thread and process workers are terminated and replaced; async
+   * workers abort `context.signal`, which the task must heed to really stop.
+   */
+  timeout?: number;
 }
 
 /** One call's settings: `task.schedule({ args, delay })`. */
@@ -35,6 +41,7 @@ export interface ScheduleOptions<A extends unknown[]> {
   retryBackoff?: number;
   priority?: number;
   expires?: number | Date;
+  timeout?: number;
 }
 
 /** What a task with `context: true` receives as its last argument. */
@@ -49,6 +56,8 @@ export interface TaskContext {
   readonly eta: Date | null;
   readonly expires: Date | null;
   readonly huey: Huey;
+  /** Aborted when the run's `timeout` passes: pass it to fetch() and friends, or check it. */
+  readonly signal: AbortSignal;
 }
 
 /** The handle a task definition returns: call it to enqueue. */
@@ -124,6 +133,7 @@ export class TaskDefinition {
       priority: call.priority ?? this.options.priority ?? 0,
       eta: etaOf(call, now),
       expires: expires === undefined ? null : expires instanceof Date ? expires.getTime() : now + expires * 1000,
+      timeout: call.timeout ?? this.options.timeout ?? null,
     };
   }
 
@@ -145,7 +155,9 @@ function etaOf(call: Partial<ScheduleOptions<unknown[]>>, now: number): number |
   return null;
 }
 
-export function contextOf(message: Message, huey: Huey): TaskContext {
+const NEVER_ABORTED = new AbortController().signal;
+
+export function contextOf(message: Message, huey: Huey, signal: AbortSignal = NEVER_ABORTED): TaskContext {
   return {
     id: message.id,
     name: message.name,
@@ -156,5 +168,6 @@ export function contextOf(message: Message, huey: Huey): TaskContext {
     eta: message.eta === null ? null : new Date(message.eta),
     expires: message.expires === null ? null : new Date(message.expires),
     huey,
+    signal,
   };
 }

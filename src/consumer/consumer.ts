@@ -88,6 +88,7 @@ export class Consumer {
             workerIds,
             { spec: options.module!, cwd: options.cwd ?? process.cwd(), options: workerOptions, logLevel: options.logLevel ?? 'info' },
             options.workerLog ?? ((level, message, workerId) => huey.logger[level](`${workerId}: ${message}`)),
+            (workerId, cause) => this.failClaims(workerId, cause).then(() => undefined),
           );
     this.scheduler = new Scheduler(huey, { interval: options.schedulerInterval, periodic: options.periodic, now: options.now });
   }
@@ -106,7 +107,7 @@ export class Consumer {
       const every = (this.options.healthCheckInterval ?? 10) * 1000;
       const check = async () => {
         try {
-          const replaced = await this.pool.check(async (id) => void (await this.requeueClaims(id)));
+          const replaced = await this.pool.check();
           for (const id of replaced) this.huey.logger.warn(`health check: worker ${id} had died and was replaced`);
         } catch (error) {
           this.huey.logger.error(`health check failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -158,12 +159,16 @@ export class Consumer {
     await this.pool.start();
   }
 
-  /** Put a worker's claimed messages back on the queue, signalling each `interrupted`. */
+  /**
+   * Put a worker's claimed messages back at the front of the queue as they
+   * were, signalling each `interrupted`: the consumer stopped them, so the
+   * run does not count against the task's retries.
+   */
   async requeueClaims(workerId: string): Promise<number> {
     const claimed = await this.huey.storage.claimed(workerId);
-    for (const data of claimed) {
+    for (const claim of claimed) {
       try {
-        const message = this.huey.deserializeMessage(data);
+        const message = this.huey.deserializeMessage(claim.data);
         this.huey.logger.warn(`${workerId}: ${message.name} ${message.id} was interrupted and is back on the queue`);
         await this.huey.notify('interrupted', message);
       } catch {
@@ -171,6 +176,28 @@ export class Consumer {
       }
     }
     return claimed.length ? this.huey.storage.requeue(workerId) : 0;
+  }
+
+  /**
+   * Settle the claims of a worker that died, or was stopped for a timeout,
+   * as failed runs: each is retried if it has retries left, or fails for
+   * good. A task that keeps killing its worker thus ends failed, not in a loop.
+   */
+  async failClaims(workerId: string, cause: Error): Promise<number> {
+    const claimed = await this.huey.storage.claimed(workerId);
+    for (const claim of claimed) {
+      let message;
+      try {
+        message = this.huey.deserializeMessage(claim.data);
+      } catch (error) {
+        await this.huey.storage.deadLetter(claim, `corrupt payload: ${error instanceof Error ? error.message : String(error)}`);
+        continue;
+      }
+      const outcome = await this.huey.fail(message, cause);
+      this.huey.logger.error(`${workerId}: ${message.name} ${message.id} ${outcome.status === 'retrying' ? 'will be retried' : 'failed'}: ${cause.name}: ${cause.message}`);
+      await this.huey.storage.ack(claim);
+    }
+    return claimed.length;
   }
 
   /**

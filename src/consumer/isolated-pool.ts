@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker as Thread } from 'node:worker_threads';
+import { TaskTimeout, WorkerDiedError } from '../errors.js';
 import type { Huey } from '../huey.js';
 import type { LogLevel } from './log.js';
 import type { WorkerPool } from './pool.js';
@@ -20,6 +21,8 @@ export interface WorkerSetup {
 /** Messages from a worker to the consumer. */
 export type WorkerReport =
   | { type: 'ready' }
+  | { type: 'started'; taskId: string; timeout: number | null }
+  | { type: 'finished' }
   | { type: 'log'; level: LogLevel; message: string }
   | { type: 'failed'; error: string };
 
@@ -73,7 +76,18 @@ interface Slot {
   child: Child;
   stopping: boolean;
   dead: boolean;
+  /** Set while a run with a timeout is in hand: fires when the consumer must stop it. */
+  deadline?: NodeJS.Timeout;
+  /** The error a run gets when its worker is gone: a TaskTimeout when it was stopped for its timeout. */
+  cause?: Error;
 }
+
+/**
+ * How much longer than a task's timeout a worker gets before it is
+ * terminated: a task that awaits times itself out inside the worker first,
+ * which keeps the worker; only one that blocks its event loop is killed.
+ */
+const KILL_MARGIN_MS = 1000;
 
 /**
  * Workers in worker_threads or child processes. Each imports the user's
@@ -82,6 +96,7 @@ interface Slot {
  */
 export class IsolatedPool implements WorkerPool {
   private slots: Slot[] = [];
+  private stopping = false;
 
   constructor(
     readonly type: 'thread' | 'process',
@@ -89,6 +104,8 @@ export class IsolatedPool implements WorkerPool {
     readonly workerIds: readonly string[],
     private readonly setup: Omit<WorkerSetup, 'workerId'>,
     private readonly log: (level: LogLevel, message: string, source: string) => void,
+    /** Called when a worker dies unasked, with the error its task in hand should fail with. */
+    private readonly onDeath: (workerId: string, cause: Error) => Promise<void>,
   ) {}
 
   async start(): Promise<void> {
@@ -101,19 +118,54 @@ export class IsolatedPool implements WorkerPool {
     const slot: Slot = { id, child, stopping: false, dead: false };
     return new Promise((resolve, reject) => {
       child.onReport((report) => {
-        if (report.type === 'log') this.log(report.level, report.message, id);
-        else if (report.type === 'ready') resolve(slot);
-        else if (report.type === 'failed') reject(new Error(`${id}: ${report.error}`));
+        switch (report.type) {
+          case 'log':
+            return this.log(report.level, report.message, id);
+          case 'ready':
+            return resolve(slot);
+          case 'failed':
+            return reject(new Error(`${id}: ${report.error}`));
+          case 'started':
+            if (report.timeout) slot.deadline = setTimeout(() => this.timeOut(slot, report.taskId, report.timeout!), report.timeout * 1000 + KILL_MARGIN_MS);
+            return;
+          case 'finished':
+            return clearTimeout(slot.deadline);
+        }
       });
-      void child.exited.then((how) => {
+      void child.exited.then(async (how) => {
         slot.dead = true;
+        clearTimeout(slot.deadline);
         reject(new Error(`${id} ${how} before it was ready`));
-        if (!slot.stopping) this.huey.logger.error(`${this.type} worker ${id} ${how}`);
+        if (slot.stopping) return;
+        this.huey.logger.error(`${this.type} worker ${id} ${how}`);
+        await this.onDeath(id, slot.cause ?? new WorkerDiedError(`the ${this.type} worker running this task ${how}`)).catch((error: unknown) =>
+          this.huey.logger.error(`could not settle the tasks of ${id}: ${String(error)}`),
+        );
+        // A worker stopped for a timeout is replaced at once; one that died waits for the health check.
+        if (slot.cause instanceof TaskTimeout && !this.stopping) await this.replace(slot);
       });
     });
   }
 
+  /** A run outlived its timeout by the margin: its code is stuck, so the worker goes. */
+  private timeOut(slot: Slot, taskId: string, timeout: number): void {
+    this.huey.logger.warn(`${slot.id}: task ${taskId} ran past its timeout of ${timeout}s; terminating the worker`);
+    slot.cause = new TaskTimeout(`task ${taskId} ran past its timeout of ${timeout}s and its ${this.type} worker was terminated`);
+    slot.child.kill();
+  }
+
+  private async replace(slot: Slot): Promise<void> {
+    const i = this.slots.indexOf(slot);
+    if (i < 0) return;
+    try {
+      this.slots[i] = await this.spawn(slot.id);
+    } catch (error) {
+      this.huey.logger.error(`could not replace ${slot.id}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
   async stop(graceMs: number): Promise<string[]> {
+    this.stopping = true;
     for (const slot of this.slots) {
       slot.stopping = true;
       slot.child.send({ type: 'stop' });
@@ -133,15 +185,15 @@ export class IsolatedPool implements WorkerPool {
       }),
     );
     this.slots = [];
+    this.stopping = false;
     return interrupted;
   }
 
-  async check(onDead: (workerId: string) => Promise<void>): Promise<string[]> {
+  async check(): Promise<string[]> {
     const replaced: string[] = [];
-    for (const [i, slot] of this.slots.entries()) {
+    for (const slot of [...this.slots]) {
       if (!slot.dead || slot.stopping) continue;
-      await onDead(slot.id);
-      this.slots[i] = await this.spawn(slot.id);
+      await this.replace(slot);
       replaced.push(slot.id);
     }
     return replaced;

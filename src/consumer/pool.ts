@@ -19,11 +19,8 @@ export interface WorkerPool {
    * whose claimed messages the consumer puts back.
    */
   stop(graceMs: number): Promise<string[]>;
-  /**
-   * Replace workers that died, calling `onDead` for each first (the consumer
-   * puts its claimed messages back). Resolves with the ids replaced.
-   */
-  check(onDead: (workerId: string) => Promise<void>): Promise<string[]>;
+  /** Replace workers that died (their tasks were settled when they died). Resolves with the ids replaced. */
+  check(): Promise<string[]>;
 }
 
 export async function runHooks(hooks: ReadonlyArray<() => void | Promise<void>>, huey: Huey, what: string): Promise<void> {
@@ -73,7 +70,7 @@ export class AsyncPool implements WorkerPool {
     return interrupted;
   }
 
-  async check(_onDead: (workerId: string) => Promise<void>): Promise<string[]> {
+  async check(): Promise<string[]> {
     // Loops on this event loop cannot die on their own: Worker.run catches everything.
     return [];
   }

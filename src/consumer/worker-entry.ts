@@ -52,7 +52,14 @@ async function main(): Promise<void> {
   await huey.connect();
   await runHooks(huey.startupHooks, huey, 'startup');
   // The consumer adds the worker id to each forwarded line itself.
-  worker = new Worker(huey, setup.workerId, { ...setup.options, logger: huey.logger });
+  worker = new Worker(huey, setup.workerId, {
+    ...setup.options,
+    logger: huey.logger,
+    // The consumer keeps its own clock on each run's timeout: a task that
+    // blocks this thread's event loop cannot time itself out.
+    onStart: (message) => report({ type: 'started', taskId: message.id, timeout: message.timeout ?? null }),
+    onFinish: () => report({ type: 'finished' }),
+  });
   huey.logger.info(`${inThread ? 'thread' : 'process'} worker started (pid ${process.pid})`);
   report({ type: 'ready' });
   if (!stopRequested) await worker.run();

@@ -16,6 +16,9 @@ export interface WorkerOptions {
   blockingTimeout?: number;
   /** Where this worker's lines go. Default: the Huey's logger, each line starting with the worker id. */
   logger?: Logger;
+  /** Told when a run starts and ends: a thread or process worker reports these to the consumer. */
+  onStart?: (message: Message) => void;
+  onFinish?: (message: Message) => void;
 }
 
 function prefixed(logger: Logger, prefix: string): Logger {
@@ -38,6 +41,8 @@ export class Worker {
   private readonly maxDelay: number;
   private readonly blockingTimeoutMs: number;
   private readonly logger: Logger;
+  private readonly onStart?: (message: Message) => void;
+  private readonly onFinish?: (message: Message) => void;
   private stopping = false;
   private wake?: () => void;
   /** The message being run now, for the consumer's interruption handling. */
@@ -53,6 +58,8 @@ export class Worker {
     this.maxDelay = options.maxDelay ?? 10;
     this.blockingTimeoutMs = (options.blockingTimeout ?? 1) * 1000;
     this.logger = options.logger ?? prefixed(huey.logger, id);
+    this.onStart = options.onStart;
+    this.onFinish = options.onFinish;
   }
 
   /** Claim and run messages until `stop()`. */
@@ -121,11 +128,13 @@ export class Worker {
     this.logger.info(`executing ${message.name} ${message.id}`);
     const started = performance.now();
     this.current = message;
+    this.onStart?.(message);
     let outcome: Outcome;
     try {
       outcome = await huey.execute(message);
     } finally {
       this.current = null;
+      this.onFinish?.(message);
     }
     await huey.storage.ack(claim);
     this.log(message, outcome, performance.now() - started);

@@ -98,8 +98,8 @@ export class MemoryStorage implements Storage {
     return claims.length;
   }
 
-  async claimed(workerId: string): Promise<string[]> {
-    return (this.claims.get(workerId) ?? []).map((item) => item.data);
+  async claimed(workerId: string): Promise<Claim[]> {
+    return (this.claims.get(workerId) ?? []).map((item) => ({ data: item.data, workerId })).reverse();
   }
 
   async queueSize(): Promise<number> {

@@ -42,8 +42,8 @@ export interface Storage {
   ack(claim: Claim): Promise<void>;
   /** Put every message claimed by `workerId` back at the front of the queue. Returns how many. */
   requeue(workerId: string): Promise<number>;
-  /** Messages claimed by `workerId` and not yet acked. */
-  claimed(workerId: string): Promise<string[]>;
+  /** Messages claimed by `workerId` and not yet acked, newest first; each can be acked or dead-lettered. */
+  claimed(workerId: string): Promise<Claim[]>;
   /**
    * Move a claimed message that cannot be run (corrupt, unknown task, too
    * large) to the dead-letter list with the reason, instead of acking it.

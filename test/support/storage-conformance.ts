@@ -62,10 +62,20 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.equal(claim?.data, 'm1');
       assert.equal(claim?.workerId, 'w1');
       assert.equal(await storage.queueSize(), 1);
-      assert.deepEqual(await storage.claimed('w1'), ['m1']);
+      assert.deepEqual((await storage.claimed('w1')).map((c) => c.data), ['m1']);
       await storage.ack(claim!);
       assert.deepEqual(await storage.claimed('w1'), []);
       assert.equal(await storage.queueSize(), 1);
+      // Claims read back from the storage can be acked one by one.
+      await storage.enqueue('m3');
+      await storage.dequeue('w1');
+      await storage.dequeue('w1');
+      const [newest, oldest] = await storage.claimed('w1');
+      assert.deepEqual([newest?.data, oldest?.data], ['m3', 'm2']);
+      await storage.ack(oldest!);
+      assert.deepEqual((await storage.claimed('w1')).map((c) => c.data), ['m3']);
+      await storage.ack(newest!);
+      assert.deepEqual(await storage.claimed('w1'), []);
     });
 
     it('puts a worker\'s unacked claims back at the front, oldest first', async () => {

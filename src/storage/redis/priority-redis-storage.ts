@@ -51,8 +51,8 @@ export class PriorityRedisStorage extends RedisStorage {
     return Number(await scripts.priorityRequeue.run(await this.ready(), [this.keys.claimed(workerId), this.keys.priorityQueue]));
   }
 
-  override async claimed(workerId: string): Promise<string[]> {
-    return (await super.claimed(workerId)).map((receipt) => afterBars(receipt, 2));
+  override async claimed(workerId: string): Promise<Claim[]> {
+    return (await super.claimed(workerId)).map(({ data: receipt }) => ({ data: afterBars(receipt, 2), workerId, receipt }));
   }
 
   override async queueSize(): Promise<number> {

@@ -156,8 +156,9 @@ export class RedisStorage implements Storage {
     return Number(await scripts.requeue.run(await this.ready(), [this.keys.claimed(workerId), this.keys.queue]));
   }
 
-  async claimed(workerId: string): Promise<string[]> {
-    return (await this.ready()).lRange(this.keys.claimed(workerId), 0, -1);
+  async claimed(workerId: string): Promise<Claim[]> {
+    const items = await (await this.ready()).lRange(this.keys.claimed(workerId), 0, -1);
+    return items.map((data) => ({ data, workerId }));
   }
 
   async queueSize(): Promise<number> {
