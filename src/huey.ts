@@ -216,12 +216,12 @@ export class Huey {
   }
 
   private wrap(definition: TaskDefinition): TaskWrapper<unknown[], unknown> {
-    const call = (args: unknown[], overrides: Partial<ScheduleOptions<unknown[]>> = {}) => {
+    const call = (args: unknown[], overrides: Partial<ScheduleOptions<unknown[]>> = {}, awaited = false) => {
       const message = definition.message(overrides.id ?? randomUUID(), args, overrides);
       const data = this.serializeMessage(message);
       const enqueued = this.enqueueSerialized(message, data);
-      // A caller who never looks at `result.enqueued` still hears of a failure.
-      enqueued.catch((error) => this.logger.error(`enqueue of ${message.name} ${message.id} failed: ${errorText(error)}`));
+      // A caller who may never look at `result.enqueued` still hears of a failure.
+      if (!awaited) enqueued.catch((error) => this.logger.error(`enqueue of ${message.name} ${message.id} failed: ${errorText(error)}`));
       return new Result<unknown>(this, message.id, enqueued, message);
     };
     const wrapper = (...args: unknown[]) => call(args);
@@ -229,7 +229,7 @@ export class Huey {
       taskName: definition.name,
       options: definition.options,
       schedule: (options: ScheduleOptions<unknown[]>) => call(options.args ?? [], options),
-      enqueue: (...args: unknown[]) => call(args).enqueued,
+      enqueue: (...args: unknown[]) => call(args, {}, true).enqueued,
       callLocal: (...args: unknown[]) => {
         const message = definition.message(randomUUID(), args);
         return definition.invoke(message, contextOf(message, this));

@@ -30,6 +30,7 @@ const argv = yargs(hideBin(process.argv))
     'health-check-interval': { alias: 'c', type: 'number', default: 10, describe: 'Seconds between health checks of thread and process workers' },
     'disable-health-check': { alias: 'C', type: 'boolean', default: false, describe: 'Do not restart dead workers' },
     'grace-period': { alias: 'g', type: 'number', default: 30, describe: 'Seconds running tasks get to finish on SIGTERM/SIGINT before they are interrupted and requeued' },
+    lease: { type: 'number', default: 30, describe: "Seconds this consumer's claimed tasks stay its own without a heartbeat; after that another consumer takes them over" },
     logfile: { alias: 'l', type: 'string', describe: 'Also write the log to this file' },
     verbose: { alias: 'v', type: 'boolean', default: false, describe: 'Log debug lines' },
     quiet: { alias: 'q', type: 'boolean', default: false, describe: 'Log only warnings and errors' },
@@ -38,6 +39,7 @@ const argv = yargs(hideBin(process.argv))
   .check((args) => {
     if (!Number.isInteger(args.workers) || args.workers < 1) throw new Error('--workers must be a whole number of at least 1');
     if (!(args['scheduler-interval'] > 0 && args['scheduler-interval'] <= 60)) throw new Error('--scheduler-interval must be between 0 and 60');
+    if (!(args.lease >= 1)) throw new Error('--lease must be at least 1 second');
     if (args.verbose && args.quiet) throw new Error('--verbose and --quiet cannot be used together');
     return true;
   })
@@ -68,6 +70,7 @@ async function main(): Promise<number> {
     healthCheck: !argv['disable-health-check'],
     healthCheckInterval: argv['health-check-interval'],
     gracePeriod: argv['grace-period'],
+    lease: argv.lease,
     logLevel: level,
     workerLog: (lineLevel, message, workerId) => log.write(lineLevel, message, workerId),
   });

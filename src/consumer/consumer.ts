@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { DateTime } from 'luxon';
-import { ConfigurationError } from '../errors.js';
+import { ConfigurationError, WorkerDiedError } from '../errors.js';
 import type { Huey } from '../huey.js';
 import { IsolatedPool } from './isolated-pool.js';
 import type { LogLevel } from './log.js';
@@ -32,6 +32,15 @@ export interface ConsumerOptions {
   healthCheckInterval?: number;
   /** Seconds running tasks get to finish at shutdown before they are interrupted and requeued. @defaultValue 30 */
   gracePeriod?: number;
+  /**
+   * Seconds a consumer's claims stay its own without a heartbeat. The
+   * consumer renews the lease of itself and its workers every third of it;
+   * when a consumer dies (SIGKILL, power cut) another consumer, or the same
+   * one restarted, takes its claimed tasks once the lease has run out, and
+   * settles each as a failed run (retried if it has retries left).
+   * @defaultValue 30
+   */
+  lease?: number;
   /** `MODULE.EXPORT` of the Huey: thread and process workers import it themselves. */
   module?: string;
   /** Where `module` is resolved from. @defaultValue process.cwd() */
@@ -55,7 +64,7 @@ export class Consumer {
   readonly scheduler: Scheduler;
   readonly pool: WorkerPool;
   private readonly options: ConsumerOptions;
-  private healthTimer?: NodeJS.Timeout;
+  private timers: Array<() => void> = [];
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopped?: Promise<void>;
   private onStopped!: () => void;
@@ -100,22 +109,64 @@ export class Consumer {
     await this.huey.connect();
     await this.flushLocksIfAsked();
     this.huey.logger.info(this.banner());
+    await this.renewLeases();
+    await this.adoptOrphans();
     await this.pool.start();
     this.scheduler.start();
     this.huey.logger.info(`consumer running with ${this.workerCount} ${this.workerType} worker(s)`);
+    const leaseMs = this.leaseSeconds * 1000;
+    this.repeat(leaseMs / 3, 'lease renewal', async () => {
+      await this.renewLeases();
+      await this.adoptOrphans();
+    });
     if (this.workerType !== 'async' && (this.options.healthCheck ?? true)) {
-      const every = (this.options.healthCheckInterval ?? 10) * 1000;
-      const check = async () => {
-        try {
-          const replaced = await this.pool.check();
-          for (const id of replaced) this.huey.logger.warn(`health check: worker ${id} had died and was replaced`);
-        } catch (error) {
-          this.huey.logger.error(`health check failed: ${error instanceof Error ? error.message : String(error)}`);
-        }
-        if (this.state === 'running') this.healthTimer = setTimeout(check, every);
-      };
-      this.healthTimer = setTimeout(check, every);
+      this.repeat((this.options.healthCheckInterval ?? 10) * 1000, 'health check', async () => {
+        for (const id of await this.pool.check()) this.huey.logger.warn(`health check: worker ${id} had died and was replaced`);
+      });
     }
+  }
+
+  private get leaseSeconds(): number {
+    return this.options.lease ?? 30;
+  }
+
+  /** The lease owners of this consumer: itself (for adopted claims) and each worker. */
+  private get owners(): string[] {
+    return [this.id, ...this.pool.workerIds];
+  }
+
+  private renewLeases(): Promise<void> {
+    return this.huey.storage.renewLeases(this.owners, this.leaseSeconds * 1000);
+  }
+
+  /** Take over and settle the claims of consumers whose lease ran out. */
+  async adoptOrphans(): Promise<number> {
+    let settled = 0;
+    for (const owner of await this.huey.storage.expiredLeases()) {
+      const moved = await this.huey.storage.adoptClaims(owner, this.id);
+      if (moved < 0) continue;
+      if (moved > 0) this.huey.logger.warn(`the lease of ${owner} ran out: settling ${moved} task(s) it held`);
+      settled += moved;
+    }
+    if (settled > 0) {
+      await this.failClaims(this.id, new WorkerDiedError('the consumer running this task stopped renewing its lease (it died or lost its storage)'));
+    }
+    return settled;
+  }
+
+  /** Run `fn` every `ms` while running; a failure is logged and the next round still comes. */
+  private repeat(ms: number, what: string, fn: () => Promise<void>): void {
+    let timer: NodeJS.Timeout;
+    const round = async () => {
+      try {
+        await fn();
+      } catch (error) {
+        this.huey.logger.error(`${what} failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      if (this.state === 'running') timer = setTimeout(round, ms);
+    };
+    timer = setTimeout(round, ms);
+    this.timers.push(() => clearTimeout(timer));
   }
 
   private async flushLocksIfAsked(): Promise<void> {
@@ -136,14 +187,15 @@ export class Consumer {
 
   private async shutdown(graceful: boolean): Promise<void> {
     this.state = 'stopping';
-    clearTimeout(this.healthTimer);
+    for (const cancel of this.timers) cancel();
     const grace = graceful ? (this.options.gracePeriod ?? 30) * 1000 : 0;
     this.huey.logger.info(graceful ? `shutting down: waiting up to ${grace / 1000}s for running tasks` : 'shutting down now');
     await this.scheduler.stop();
     const interrupted = await this.pool.stop(grace);
     for (const id of interrupted) await this.requeueClaims(id);
     // Anything still claimed by a worker of this consumer goes back too.
-    for (const id of this.pool.workerIds) await this.requeueClaims(id);
+    for (const id of this.owners) await this.requeueClaims(id);
+    await this.huey.storage.dropLeases(this.owners);
     await this.huey.close();
     this.state = 'stopped';
     this.huey.logger.info('consumer stopped');
@@ -247,7 +299,7 @@ export class Consumer {
       `- workers: ${this.workerCount} ${this.workerType}`,
       `- periodic tasks: ${o.periodic ?? true ? 'on' : 'off'}; scheduler interval: ${o.schedulerInterval ?? 1}s`,
       `- health check: ${this.workerType === 'async' ? 'not needed for async workers' : (o.healthCheck ?? true) ? `every ${o.healthCheckInterval ?? 10}s` : 'off'}`,
-      `- grace period: ${o.gracePeriod ?? 30}s`,
+      `- grace period: ${o.gracePeriod ?? 30}s; lease: ${this.leaseSeconds}s`,
       'Tasks:',
     ];
     for (const name of this.huey.taskNames.sort()) {

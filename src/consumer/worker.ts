@@ -21,6 +21,9 @@ export interface WorkerOptions {
   onFinish?: (message: Message) => void;
 }
 
+/** The longest pause between tries while the storage is failing, in seconds. */
+const MAX_ERROR_DELAY = 5;
+
 function prefixed(logger: Logger, prefix: string): Logger {
   return {
     debug: (message) => logger.debug(`${prefix}: ${message}`),
@@ -62,22 +65,38 @@ export class Worker {
     this.onFinish = options.onFinish;
   }
 
-  /** Claim and run messages until `stop()`. */
+  /**
+   * Claim and run messages until `stop()`. When the storage fails (Redis
+   * went away) the worker stays alive, waits with backoff, and once the
+   * storage answers again puts back whatever it still holds claimed, so a
+   * run whose result could not be stored is run again rather than lost.
+   */
   async run(): Promise<void> {
     let delay = this.delay;
+    let errorDelay = this.delay;
+    let holdsStaleClaims = false;
     while (!this.stopping) {
       let worked = false;
       let failed = false;
       try {
+        if (holdsStaleClaims) {
+          const requeued = await this.huey.storage.requeue(this.id);
+          if (requeued > 0) this.logger.warn(`the storage is back: ${requeued} task(s) whose outcome was not stored go back on the queue`);
+          holdsStaleClaims = false;
+        }
         worked = await this.runOnce(this.huey.storage.blocking ? this.blockingTimeoutMs : 0);
+        errorDelay = this.delay;
       } catch (error) {
-        // The storage is unreachable: keep the worker alive and try again after a pause.
-        this.logger.error(errorText(error));
+        this.logger.error(`storage error, retrying in ${errorDelay.toFixed(1)}s: ${errorText(error)}`);
         failed = true;
+        holdsStaleClaims = true;
       }
-      if (worked) {
+      if (failed && !this.stopping) {
+        await this.sleep(errorDelay);
+        errorDelay = Math.min(errorDelay * 2, MAX_ERROR_DELAY);
+      } else if (worked) {
         delay = this.delay;
-      } else if (!this.stopping && (failed || !this.huey.storage.blocking)) {
+      } else if (!this.stopping && !this.huey.storage.blocking) {
         await this.sleep(delay);
         delay = Math.min(delay * this.backoff, this.maxDelay);
       }

@@ -21,6 +21,7 @@ export class MemoryStorage implements Storage {
   private data = new Map<string, string>();
   private dead: DeadLetter[] = [];
   private waiters: Array<() => void> = [];
+  private leases = new Map<string, number>();
 
   async connect(): Promise<void> {}
 
@@ -96,6 +97,29 @@ export class MemoryStorage implements Storage {
     // Newest claim first so the oldest ends up at the very front.
     for (const item of [...claims].reverse()) this.insert(item, true);
     return claims.length;
+  }
+
+  async renewLeases(ownerIds: readonly string[], leaseMs: number): Promise<void> {
+    for (const id of ownerIds) this.leases.set(id, Date.now() + leaseMs);
+  }
+
+  async dropLeases(ownerIds: readonly string[]): Promise<void> {
+    for (const id of ownerIds) this.leases.delete(id);
+  }
+
+  async expiredLeases(): Promise<string[]> {
+    const now = Date.now();
+    return [...this.leases].filter(([, deadline]) => deadline < now).map(([id]) => id);
+  }
+
+  async adoptClaims(ownerId: string, adopterId: string): Promise<number> {
+    const deadline = this.leases.get(ownerId);
+    if (deadline === undefined || deadline >= Date.now()) return -1;
+    const moved = this.claims.get(ownerId) ?? [];
+    this.claims.delete(ownerId);
+    this.claims.set(adopterId, [...(this.claims.get(adopterId) ?? []), ...moved]);
+    this.leases.delete(ownerId);
+    return moved.length;
   }
 
   async claimed(workerId: string): Promise<Claim[]> {
@@ -206,5 +230,6 @@ export class MemoryStorage implements Storage {
     this.schedule = [];
     this.data.clear();
     this.dead = [];
+    this.leases.clear();
   }
 }

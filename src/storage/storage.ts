@@ -58,6 +58,22 @@ export interface Storage {
   /** Drop every waiting message. */
   flushQueue(): Promise<void>;
 
+  // ---- leases: how claims outlive a consumer that died ----
+
+  /** Give each owner (a consumer and its workers) a lease that runs out `leaseMs` from now. */
+  renewLeases(ownerIds: readonly string[], leaseMs: number): Promise<void>;
+  /** Drop owners' leases: on a clean stop, once their claims are settled. */
+  dropLeases(ownerIds: readonly string[]): Promise<void>;
+  /** Owners whose lease has run out: their consumer stopped renewing it. */
+  expiredLeases(): Promise<string[]>;
+  /**
+   * Move every claim of `ownerId`, whose lease ran out, into the claims of
+   * `adopterId`, and drop the lease, in one step: of several consumers trying
+   * at once, one gets them. Returns how many moved, or -1 when the lease is
+   * no longer expired (renewed, or adopted by another).
+   */
+  adoptClaims(ownerId: string, adopterId: string): Promise<number>;
+
   // ---- schedule: messages that wait for a time ----
 
   /** Keep `data` until `timestamp` (ms since the epoch); it then enqueues at `priority`. */

@@ -97,6 +97,30 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.ok(Date.now() - started >= 150, 'a blocking dequeue waits for its timeout');
     });
 
+    it('hands the claims of an owner whose lease ran out to one adopter', async () => {
+      await storage.enqueueMany([{ data: 'a' }, { data: 'b' }, { data: 'c' }]);
+      await storage.renewLeases(['dead-consumer', 'dead-worker', 'live-worker'], 1);
+      await storage.dequeue('dead-worker');
+      await storage.dequeue('dead-worker');
+      await storage.dequeue('live-worker');
+      await storage.renewLeases(['live-worker', 'adopter-1', 'adopter-2'], 60_000);
+      const deadline = Date.now() + 2000;
+      while ((await storage.expiredLeases()).length < 2) assert.ok(Date.now() < deadline, 'the short leases run out');
+      assert.deepEqual((await storage.expiredLeases()).sort(), ['dead-consumer', 'dead-worker']);
+      // Two adopters race; one gets the claims, the other is told the lease is gone.
+      const moved = await Promise.all([storage.adoptClaims('dead-worker', 'adopter-1'), storage.adoptClaims('dead-worker', 'adopter-2')]);
+      assert.deepEqual([...moved].sort(), [-1, 2]);
+      const winner = moved[0] === 2 ? 'adopter-1' : 'adopter-2';
+      assert.deepEqual((await storage.claimed(winner)).map((c) => c.data), ['b', 'a']);
+      assert.deepEqual(await storage.claimed('dead-worker'), []);
+      assert.equal(await storage.adoptClaims('live-worker', 'adopter-1'), -1, 'a live lease is not adopted');
+      assert.equal(await storage.adoptClaims('dead-consumer', 'adopter-1'), 0);
+      assert.deepEqual(await storage.expiredLeases(), []);
+      for (const claim of await storage.claimed(winner)) await storage.ack(claim);
+      await storage.dropLeases(['live-worker', 'adopter-1', 'adopter-2']);
+      assert.deepEqual(await storage.expiredLeases(), []);
+    });
+
     it('dead-letters a claim with its reason', async () => {
       await storage.enqueue('bad');
       const claim = await storage.dequeue('w1');

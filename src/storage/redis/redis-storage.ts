@@ -22,6 +22,8 @@ export class RedisKeys {
   readonly schedule: string;
   readonly data: string;
   readonly dead: string;
+  /** Lease deadlines of consumers and workers: owner id → ms on the Redis server's clock. */
+  readonly leases: string;
   /** The priority queue, its sequence counter and wake-up list (PriorityRedisStorage only). */
   readonly priorityQueue: string;
   readonly prioritySequence: string;
@@ -37,6 +39,7 @@ export class RedisKeys {
     this.schedule = `${this.prefix}.schedule`;
     this.data = `${this.prefix}.results`;
     this.dead = `${this.prefix}.dead`;
+    this.leases = `${this.prefix}.leases`;
     this.priorityQueue = `${this.prefix}.pqueue`;
     this.prioritySequence = `${this.prefix}.pqueue.seq`;
     this.wake = `${this.prefix}.pqueue.wake`;
@@ -70,14 +73,34 @@ export class RedisStorage implements Storage {
   // Blocking commands hold their connection, so each worker that waits gets its own.
   private blockingClients = new Map<string, RedisClientType>();
   private connecting?: Promise<void>;
+  private everReady = false;
 
   constructor(
     readonly name: string,
     private readonly options: RedisStorageOptions = {},
   ) {
     this.keys = new RedisKeys(name);
-    this.client = createClient({ url: options.url, ...options.clientOptions }) as RedisClientType;
+    // No offline queue: while Redis is away a command fails at once with a
+    // clear error instead of waiting unseen, so a producer knows its enqueue
+    // did not happen and a worker can back off.
+    this.client = createClient({
+      url: options.url,
+      disableOfflineQueue: true,
+      ...options.clientOptions,
+      socket: { reconnectStrategy: (retries: number, cause: Error) => this.reconnectDelay(retries, cause), ...options.clientOptions?.socket },
+    } as RedisClientOptions) as RedisClientType;
     this.client.on('error', (error: Error) => this.options.onError?.(error));
+    this.client.on('ready', () => (this.everReady = true));
+  }
+
+  /**
+   * A first connection that fails is reported at once (a wrong URL should not
+   * hang the caller); a connection that was up and dropped is retried for
+   * ever, with backoff up to 2 s, since Redis restarts are routine.
+   */
+  private reconnectDelay(retries: number, cause: Error): number | Error {
+    if (!this.everReady) return retries < 2 ? 100 : cause;
+    return Math.min(50 * 2 ** retries, 2000) + Math.floor(Math.random() * 100);
   }
 
   connect(): Promise<void> {
@@ -85,7 +108,7 @@ export class RedisStorage implements Storage {
       () => undefined,
       (error: Error) => {
         this.connecting = undefined;
-        throw new StorageError(`cannot connect to Redis at ${this.options.url ?? 'redis://127.0.0.1:6379'}: ${error.message}`);
+        throw new StorageError(`cannot connect to Redis at ${this.url}: ${error.message}`);
       },
     );
     return this.connecting;
@@ -99,8 +122,16 @@ export class RedisStorage implements Storage {
   }
 
   protected async ready(): Promise<RedisClientType> {
-    if (!this.client.isReady) await this.connect();
+    if (!this.client.isReady) {
+      // A connection that was up and dropped fails fast; a first one is waited for.
+      if (this.everReady && this.client.isOpen) throw new StorageError(`Redis at ${this.url} is unreachable (reconnecting)`);
+      await this.connect();
+    }
     return this.client;
+  }
+
+  private get url(): string {
+    return this.options.url ?? 'redis://127.0.0.1:6379';
   }
 
   protected async blockingClient(workerId: string): Promise<RedisClientType> {
@@ -154,6 +185,25 @@ export class RedisStorage implements Storage {
 
   async requeue(workerId: string): Promise<number> {
     return Number(await scripts.requeue.run(await this.ready(), [this.keys.claimed(workerId), this.keys.queue]));
+  }
+
+  async renewLeases(ownerIds: readonly string[], leaseMs: number): Promise<void> {
+    if (ownerIds.length === 0) return;
+    await scripts.renewLeases.run(await this.ready(), [this.keys.leases], [leaseMs, ...ownerIds]);
+  }
+
+  async dropLeases(ownerIds: readonly string[]): Promise<void> {
+    if (ownerIds.length === 0) return;
+    await (await this.ready()).hDel(this.keys.leases, [...ownerIds]);
+  }
+
+  async expiredLeases(): Promise<string[]> {
+    return (await scripts.expiredLeases.run(await this.ready(), [this.keys.leases])) as string[];
+  }
+
+  async adoptClaims(ownerId: string, adopterId: string): Promise<number> {
+    const keys = [this.keys.claimed(ownerId), this.keys.claimed(adopterId), this.keys.leases];
+    return Number(await scripts.adoptClaims.run(await this.ready(), keys, [ownerId]));
   }
 
   async claimed(workerId: string): Promise<Claim[]> {
@@ -252,8 +302,8 @@ export class RedisStorage implements Storage {
 
   async flushAll(): Promise<void> {
     const client = await this.ready();
-    const { queue, schedule, data, dead, priorityQueue, prioritySequence, wake } = this.keys;
-    const keys = [queue, schedule, data, dead, priorityQueue, prioritySequence, wake];
+    const { queue, schedule, data, dead, leases, priorityQueue, prioritySequence, wake } = this.keys;
+    const keys = [queue, schedule, data, dead, leases, priorityQueue, prioritySequence, wake];
     for await (const batch of client.scanIterator({ MATCH: this.keys.claimedPattern, COUNT: 100 })) keys.push(...batch);
     await client.del(keys);
   }
