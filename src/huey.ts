@@ -44,6 +44,12 @@ export interface HueyOptions {
   results?: boolean;
   /** Keep `undefined` and `null` return values too (otherwise nothing is stored for them). @defaultValue false */
   storeNone?: boolean;
+  /**
+   * The largest serialized message, in bytes. A call over it fails at once;
+   * a message over it found in the queue is dead-lettered unrun.
+   * @defaultValue 1048576 (1 MiB)
+   */
+  maxPayloadSize?: number;
   logger?: Logger;
 }
 
@@ -82,6 +88,7 @@ export class Huey {
   readonly serializer: Serializer;
   readonly results: boolean;
   readonly storeNone: boolean;
+  readonly maxPayloadSize: number;
   logger: Logger;
 
   private readonly registry = new Map<string, TaskDefinition>();
@@ -103,6 +110,7 @@ export class Huey {
     this.serializer = options.serializer ?? new JsonSerializer();
     this.results = options.results ?? true;
     this.storeNone = options.storeNone ?? false;
+    this.maxPayloadSize = options.maxPayloadSize ?? 1024 * 1024;
     this.logger = options.logger ?? quietLogger;
     this.signals = new Signals((error, signal) => this.logger.error(`signal handler for "${signal}" failed: ${errorText(error)}`));
     this.immediate = options.immediate ?? false;
@@ -249,14 +257,26 @@ export class Huey {
   // ---- enqueueing ----
 
   private serializeMessage(message: Message): string {
+    let data: string;
     try {
-      return this.serializer.serialize(message);
+      data = this.serializer.serialize(message);
     } catch (error) {
       if (error instanceof SerializationError) {
         throw new SerializationError(`cannot enqueue task "${message.name}": ${error.message}`);
       }
       throw error;
     }
+    const size = this.payloadSize(data);
+    if (size > this.maxPayloadSize) {
+      throw new SerializationError(`cannot enqueue task "${message.name}": its message is ${size} bytes, over the limit of ${this.maxPayloadSize} (the maxPayloadSize option)`);
+    }
+    return data;
+  }
+
+  /** The size in bytes of a serialized message, as the storage keeps it. */
+  payloadSize(data: string): number {
+    // Most payloads are ASCII; only count bytes exactly when a string could be near the limit.
+    return data.length * 3 <= this.maxPayloadSize ? data.length : Buffer.byteLength(data);
   }
 
   /** Put a message in the queue, or in the schedule when it has a future eta. */

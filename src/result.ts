@@ -1,5 +1,5 @@
 import type { DateTime } from 'luxon';
-import { ResultTimeout, TaskError } from './errors.js';
+import { ResultTimeout, StorageError, TaskError } from './errors.js';
 import type { Huey, RevokeOptions } from './huey.js';
 import type { Message } from './message.js';
 
@@ -45,7 +45,15 @@ export class Result<T> {
   async get(options: GetOptions = {}): Promise<T | undefined> {
     if (this.value !== EMPTY) return this.value;
     await this.enqueued;
-    const read = () => this.huey.readResult<T>(this.id, options.preserve ?? false);
+    const read = async () => {
+      try {
+        return await this.huey.readResult<T>(this.id, options.preserve ?? false);
+      } catch (error) {
+        // A blocking wait rides out a storage that is briefly away (a Redis restart).
+        if (options.blocking && error instanceof StorageError) return undefined;
+        throw error;
+      }
+    };
     let outcome = await read();
     if (outcome === undefined && options.blocking) {
       const deadline = options.timeout === undefined ? Infinity : Date.now() + options.timeout * 1000;

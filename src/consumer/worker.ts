@@ -132,6 +132,11 @@ export class Worker {
   async process(claim: Claim): Promise<Outcome | null> {
     const { huey } = this;
     let message: Message;
+    const size = huey.payloadSize(claim.data);
+    if (size > huey.maxPayloadSize) {
+      await this.deadLetter(claim, `payload of ${size} bytes is over the limit of ${huey.maxPayloadSize}`);
+      return null;
+    }
     try {
       message = huey.deserializeMessage(claim.data);
     } catch (error) {

@@ -27,13 +27,19 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startRedis(): Promise<TestRedis> {
+export interface RedisServerOptions {
+  /** Keep data across restarts with an append-only file synced on every write. */
+  persistent?: boolean;
+}
+
+export async function startRedis(options: RedisServerOptions = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'huey-redis-'));
   let child: ChildProcess;
 
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    const persistence = options.persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     // redis-server says "Ready to accept connections" once it listens.
