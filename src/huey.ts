@@ -7,6 +7,7 @@ import {
   HueyError,
   RetryTask,
   SerializationError,
+  TaskError,
   TaskLockedError,
   TaskTimeout,
   UnknownTaskError,
@@ -16,6 +17,8 @@ import { createTaskLock, lockKey, type TaskLock } from './lock.js';
 import { quietLogger, type Logger } from './logger.js';
 import { isMessage, type Message } from './message.js';
 import { Result } from './result.js';
+import type { ResultGroup } from './result-group.js';
+import { Chord, Group, Pipeline, resultsOf, Signature } from './signature.js';
 import { JsonSerializer, type Serializer } from './serializer.js';
 import { Signals, type SignalHandler, type SignalName } from './signals.js';
 import { MemoryStorage } from './storage/memory.js';
@@ -242,7 +245,32 @@ export class Huey {
         const message = definition.message(randomUUID(), args);
         return definition.invoke(message, contextOf(message, this));
       },
+      s: (...args: unknown[]) => new Signature<unknown>(this, definition.name, args),
+      map: (items: Iterable<unknown[]>) => {
+        const messages = [...items].map((args) => definition.message(randomUUID(), Array.isArray(args) ? args : [args]));
+        return this.enqueueAll(messages);
+      },
     });
+  }
+
+  /**
+   * Serialize every message first (so a bad argument fails the whole batch
+   * before anything is written), then write them in one round trip.
+   */
+  private enqueueAll(messages: Message[], handles: Message[] = messages): ResultGroup<unknown[]> {
+    const items = messages.map((message) => ({ message, data: this.serializeMessage(message) }));
+    const enqueued = (async () => {
+      const now = Date.now();
+      const ready = items.filter(({ message }) => message.eta === null || message.eta <= now);
+      if (this.immediateMode || ready.length < items.length) {
+        for (const { message, data } of items) await this.enqueueSerialized(message, data);
+        return;
+      }
+      await this.storage.enqueueMany(items.map(({ message, data }) => ({ data, priority: message.priority })));
+      for (const { message } of items) await this.emit('enqueued', message);
+    })();
+    enqueued.catch((error) => this.logger.error(`enqueue of ${messages.length} task(s) failed: ${errorText(error)}`));
+    return resultsOf(this, handles, enqueued);
   }
 
   /** Every registered task name. */
@@ -279,9 +307,26 @@ export class Huey {
     return data.length * 3 <= this.maxPayloadSize ? data.length : Buffer.byteLength(data);
   }
 
+  /**
+   * Enqueue a pipeline or a group (a chord too), returning the handles of all
+   * its tasks: a pipeline's steps in order, a group's members then the chord's callback.
+   */
+  enqueue<Rs extends unknown[]>(work: Pipeline<Rs>): ResultGroup<Rs>;
+  enqueue<Rs extends unknown[], R>(work: Chord<Rs, R>): ResultGroup<[...Rs, R]>;
+  enqueue<Rs extends unknown[]>(work: Group<Rs>): ResultGroup<Rs>;
   /** Put a message in the queue, or in the schedule when it has a future eta. */
-  async enqueue(message: Message): Promise<void> {
-    await this.enqueueSerialized(message, this.serializeMessage(message));
+  enqueue(message: Message): Promise<void>;
+  enqueue(work: Message | Pipeline<unknown[]> | Group<unknown[]>): Promise<void> | ResultGroup<unknown[]> {
+    if (work instanceof Pipeline) {
+      const steps = work.messages();
+      return this.enqueueAll([steps[0]!], steps);
+    }
+    if (work instanceof Group) {
+      const members = work.messages();
+      const callback = members[0]?.chord?.callback;
+      return this.enqueueAll(members, callback ? [...members, callback] : members);
+    }
+    return this.enqueueSerialized(work, this.serializeMessage(work));
   }
 
   private async enqueueSerialized(message: Message, data: string): Promise<void> {
@@ -367,9 +412,44 @@ export class Huey {
 
     if (!failed) {
       await this.emit('complete', message, undefined, context);
+      await this.settleFollowers(message, { value });
       return { status: 'complete' };
     }
     return this.fail(message, failure, context);
+  }
+
+  /**
+   * After a run's final outcome: enqueue the pipeline's next step or the
+   * error handler, and count the run into its chord.
+   */
+  private async settleFollowers(message: Message, outcome: StoredOutcome<unknown>): Promise<void> {
+    if ('value' in outcome && message.onComplete) {
+      const next = message.onComplete;
+      await this.enqueue({ ...next, args: [...next.args, outcome.value] });
+    }
+    if ('error' in outcome && message.onError) {
+      const handler = message.onError;
+      await this.enqueue({ ...handler, args: [...handler.args, new TaskError(outcome.error)] });
+    }
+    if (message.chord) await this.countIntoChord(message, outcome);
+  }
+
+  /**
+   * Record a member's outcome once (a re-run at-least-once does not count
+   * twice), and let the member that completes the count enqueue the callback.
+   */
+  private async countIntoChord(message: Message, outcome: StoredOutcome<unknown>): Promise<void> {
+    const chord = message.chord!;
+    const slot = (i: number) => `chord.${chord.id}.${i}`;
+    if (!(await this.storage.putIfEmpty(slot(chord.index), this.serializer.serialize(outcome)))) return;
+    if ((await this.storage.increment(`chord.${chord.id}`)) !== chord.size) return;
+    const results: unknown[] = [];
+    for (let i = 0; i < chord.size; i++) {
+      const stored = this.serializer.deserialize((await this.storage.popData(slot(i))) ?? 'null') as StoredOutcome<unknown> | null;
+      results.push(stored === null ? undefined : 'value' in stored ? stored.value : new TaskError(stored.error));
+    }
+    await this.storage.deleteData(`chord.${chord.id}`);
+    await this.enqueue({ ...chord.callback, args: [...chord.callback.args, results] });
   }
 
   /**
@@ -384,7 +464,9 @@ export class Huey {
       await this.retry(message, context, error);
       return { status: 'retrying', error };
     }
-    if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message.id, { error: remoteError(error, message) });
+    const remote = remoteError(error, message);
+    if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message.id, { error: remote });
+    await this.settleFollowers(message, { error: remote });
     return { status: signal === 'locked' ? 'locked' : 'failed', error };
   }
 

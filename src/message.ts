@@ -22,6 +22,12 @@ export interface Message {
   expires: number | null;
   /** Seconds a run may take before it fails with TaskTimeout, or null for no limit. */
   timeout?: number | null;
+  /** A pipeline's next step: enqueued with this run's result appended to its args. */
+  onComplete?: Message;
+  /** Enqueued, with the TaskError appended to its args, when this run fails for good. */
+  onError?: Message;
+  /** Membership of a chord: when all `size` members have finished, `callback` runs once with their results. */
+  chord?: { id: string; index: number; size: number; callback: Message };
 }
 
 export function isMessage(value: unknown): value is Message {

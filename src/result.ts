@@ -90,6 +90,11 @@ export class Result<T> {
     return this.huey.reschedule<T>(this.message, options);
   }
 
+  /** True once this handle has read the task's value. */
+  get settled(): boolean {
+    return this.value !== EMPTY;
+  }
+
   /** Forget a value read earlier, so the next `get()` asks the store again. */
   reset(): void {
     this.value = EMPTY;

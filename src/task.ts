@@ -2,6 +2,8 @@ import type { DateTime } from 'luxon';
 import type { Huey } from './huey.js';
 import type { Message } from './message.js';
 import type { Result } from './result.js';
+import type { ResultGroup } from './result-group.js';
+import type { Signature } from './signature.js';
 
 /** Options of `huey.task(options)`; each can be overridden per call through `schedule()`. */
 export interface TaskOptions {
@@ -73,6 +75,10 @@ export interface TaskWrapper<A extends unknown[], R> {
   schedule(options: ScheduleOptions<A>): Result<R>;
   /** Run the function here and now, without the queue. */
   callLocal(...args: A): Promise<R>;
+  /** This call written down, to enqueue later in a pipeline or group: `add.s(1, 2).then(add, 3)`. */
+  s(...args: A): Signature<R>;
+  /** Enqueue one call per item, in one round trip where the storage can. */
+  map(items: Iterable<A>): ResultGroup<R[]>;
 }
 
 type AnyFunction = (...args: any[]) => any;

@@ -47,3 +47,29 @@ export const checks = async () => {
   huey.taskOf(Tasks.countBeans)('three');
   return [n, maybe, s, local, ctx, beans, notYet];
 };
+
+// Pipelines, groups and chords keep their result types.
+import { chord, group, type ResultGroup, type TaskError } from '../src/index.js';
+
+export const length = huey.task()(function length(text: string) {
+  return text.length;
+});
+export const describeCount = huey.task()(function describeCount(label: string, n: number) {
+  return `${label}: ${n}`;
+});
+export const sum = huey.task()(function sum(values: Array<number | TaskError>) {
+  return values.length;
+});
+
+export const compositionChecks = async () => {
+  const pipe: ResultGroup<[number, string]> = huey.enqueue(length.s('abc').then(describeCount, 'chars'));
+  const [n, text]: [number, string] = await pipe.get();
+  const both: ResultGroup<[number, number]> = huey.enqueue(group([length.s('a'), add.s(1, 2)]));
+  const withCallback: ResultGroup<[number, number, number]> = huey.enqueue(chord([length.s('a'), add.s(1, 2)], sum));
+  const mapped: ResultGroup<number[]> = add.map([[1, 2], [3, 4]]);
+  // @ts-expect-error the next step must take the previous result (a number) last
+  length.s('abc').then(length);
+  // @ts-expect-error map items are argument tuples of the task
+  add.map([['1', 2]]);
+  return [n, text, both, withCallback, mapped];
+};

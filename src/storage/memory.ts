@@ -201,6 +201,12 @@ export class MemoryStorage implements Storage {
     return this.data.delete(key);
   }
 
+  async increment(key: string, by = 1): Promise<number> {
+    const value = Number(this.data.get(key) ?? 0) + by;
+    this.data.set(key, String(value));
+    return value;
+  }
+
   async putIfGreater(key: string, value: number): Promise<boolean> {
     const current = this.data.get(key);
     if (current !== undefined && Number(current) >= value) return false;

@@ -104,6 +104,8 @@ export interface Storage {
   /** Delete `key` only while it still holds `value` (compare-and-delete). True when deleted. */
   deleteIfEqual(key: string, value: string): Promise<boolean>;
   hasDataForKey(key: string): Promise<boolean>;
+  /** Add `by` to the number at `key` (0 when empty) and return the new value, atomically. */
+  increment(key: string, by?: number): Promise<number>;
   /**
    * Set `key` to `value` only if it is empty or holds a smaller number: a
    * high-water mark. True when this call raised it. Several schedulers use it

@@ -186,6 +186,13 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.equal(await storage.hasDataForKey('lock'), false);
     });
 
+    it('increments a counter atomically', async () => {
+      const values = await Promise.all(Array.from({ length: 20 }, () => storage.increment('count')));
+      assert.deepEqual([...values].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1));
+      assert.equal(await storage.increment('count', 5), 25);
+      assert.equal(await storage.peekData('count'), '25');
+    });
+
     it('raises a high-water mark only upwards, once per value', async () => {
       assert.equal(await storage.putIfGreater('mark', 10), true);
       assert.equal(await storage.putIfGreater('mark', 10), false);

@@ -280,6 +280,10 @@ export class RedisStorage implements Storage {
     return Number(await scripts.deleteIfEqual.run(await this.ready(), [this.keys.data], [key, value])) > 0;
   }
 
+  async increment(key: string, by = 1): Promise<number> {
+    return (await this.ready()).hIncrBy(this.keys.data, key, by);
+  }
+
   async putIfGreater(key: string, value: number): Promise<boolean> {
     return Number(await scripts.putIfGreater.run(await this.ready(), [this.keys.data], [key, value])) === 1;
   }
