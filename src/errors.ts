@@ -85,6 +85,17 @@ export class TaskLockedError extends HueyError {
   }
 }
 
+/** A rate limit's window is full; `retryAt` is when the next window opens. */
+export class RateLimitExceeded extends HueyError {
+  override name = 'RateLimitExceeded';
+  constructor(
+    readonly limitName: string,
+    readonly retryAt: Date,
+  ) {
+    super(`rate limit "${limitName}" is exceeded until ${retryAt.toISOString()}`);
+  }
+}
+
 /** A task ran past its `timeout`. */
 export class TaskTimeout extends HueyError {
   override name = 'TaskTimeout';

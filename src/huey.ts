@@ -4,6 +4,7 @@ import type { DateTime } from 'luxon';
 import {
   CancelExecution,
   ConfigurationError,
+  RateLimitExceeded,
   HueyError,
   RetryTask,
   SerializationError,
@@ -14,6 +15,7 @@ import {
   type RemoteError,
 } from './errors.js';
 import { createTaskLock, lockKey, type TaskLock } from './lock.js';
+import { createRateLimit, type RateLimit, type RateLimitOptions } from './rate-limit.js';
 import { quietLogger, type Logger } from './logger.js';
 import { isMessage, type Message } from './message.js';
 import { Result } from './result.js';
@@ -387,6 +389,7 @@ export class Huey {
       value = message.timeout ? await withTimeout(running, message, abort) : await running;
     } catch (error) {
       if (error instanceof RetryTask) return this.retryWithoutCount(message, context, error);
+      if (error instanceof RateLimitExceeded) return this.retryWithoutCount(message, context, error);
       if (error instanceof CancelExecution) return this.cancel(message, context, error);
       failed = true;
       failure = error;
@@ -482,10 +485,14 @@ export class Huey {
     await this.emit('retrying', message, error, context);
   }
 
-  private async retryWithoutCount(message: Message, context: TaskContext, request: RetryTask): Promise<Outcome> {
-    const eta = request.eta?.getTime() ?? (request.delay ? Date.now() + request.delay * 1000 : null);
+  /** Run again later without using up a retry: asked for by RetryTask, or forced by a full rate limit. */
+  private async retryWithoutCount(message: Message, context: TaskContext, request: RetryTask | RateLimitExceeded): Promise<Outcome> {
+    const eta =
+      request instanceof RateLimitExceeded
+        ? request.retryAt.getTime()
+        : (request.eta?.getTime() ?? (request.delay ? Date.now() + request.delay * 1000 : null));
     await this.enqueue({ ...message, eta });
-    await this.emit('retrying', message, request, context);
+    await this.emit(request instanceof RateLimitExceeded ? 'rate-limited' : 'retrying', message, request, context);
     return { status: 'retrying', error: request };
   }
 
@@ -595,6 +602,11 @@ export class Huey {
       if (await this.storage.deleteData(key)) flushed.push(key.slice(lockKey('').length));
     }
     return flushed;
+  }
+
+  /** A rate limit shared by every process on this storage; see `RateLimit`. */
+  rateLimit(name: string, options: RateLimitOptions): RateLimit {
+    return createRateLimit(() => this.storage, name, options);
   }
 
   // ---- signals and hooks ----

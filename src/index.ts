@@ -6,6 +6,7 @@ export { Signature, Pipeline, Group, Chord, group, chord, type CallOptions } fro
 export type { TaskOptions, ScheduleOptions, TaskContext, TaskWrapper, TaskFactory, ContextTaskFactory, PeriodicTaskFactory, PeriodicSchedule, TaskArgs } from './task.js';
 export type { Message } from './message.js';
 export type { TaskLock } from './lock.js';
+export type { RateLimit, RateLimitOptions } from './rate-limit.js';
 export { SIGNALS, type SignalName, type SignalHandler } from './signals.js';
 export { JsonSerializer, type Serializer } from './serializer.js';
 export type { Logger } from './logger.js';
