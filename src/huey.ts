@@ -50,6 +50,12 @@ export interface HueyOptions {
   /** Keep `undefined` and `null` return values too (otherwise nothing is stored for them). @defaultValue false */
   storeNone?: boolean;
   /**
+   * Seconds a task's result is kept; unread results then vanish by
+   * themselves, so a busy app's result store does not grow without bound
+   * (like Huey's RedisExpireHuey). Default: kept until read.
+   */
+  resultTtl?: number;
+  /**
    * The largest serialized message, in bytes. A call over it fails at once;
    * a message over it found in the queue is dead-lettered unrun.
    * @defaultValue 1048576 (1 MiB)
@@ -76,7 +82,7 @@ export type PostHook = (task: TaskContext, value: unknown, error: unknown) => vo
 export type LifecycleHook = () => void | Promise<void>;
 
 /** Stored in the result store under the task id. */
-type StoredOutcome<T> = { value: T } | { error: RemoteError };
+export type StoredOutcome<T> = { value: T } | { error: RemoteError };
 
 const TASK_METADATA = 'huey:task';
 const TASK_OPTIONS_METADATA = 'huey:task-options';
@@ -94,6 +100,7 @@ export class Huey {
   readonly results: boolean;
   readonly storeNone: boolean;
   readonly maxPayloadSize: number;
+  readonly resultTtl?: number;
   logger: Logger;
 
   private readonly registry = new Map<string, TaskDefinition>();
@@ -116,6 +123,7 @@ export class Huey {
     this.results = options.results ?? true;
     this.storeNone = options.storeNone ?? false;
     this.maxPayloadSize = options.maxPayloadSize ?? 1024 * 1024;
+    this.resultTtl = options.resultTtl;
     this.logger = options.logger ?? quietLogger;
     this.signals = new Signals((error, signal) => this.logger.error(`signal handler for "${signal}" failed: ${errorText(error)}`));
     this.immediate = options.immediate ?? false;
@@ -510,7 +518,7 @@ export class Huey {
   // ---- results ----
 
   private async storeOutcome(id: string, outcome: StoredOutcome<unknown>): Promise<void> {
-    await this.storage.putData(id, this.serializer.serialize(outcome));
+    await this.storage.putResult(id, this.serializer.serialize(outcome), this.resultTtl === undefined ? undefined : this.resultTtl * 1000);
   }
 
   /** The stored outcome of task `id`, removed unless `preserve`; undefined while there is none. */

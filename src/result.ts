@@ -1,6 +1,6 @@
 import type { DateTime } from 'luxon';
 import { ResultTimeout, StorageError, TaskError } from './errors.js';
-import type { Huey, RevokeOptions } from './huey.js';
+import type { Huey, RevokeOptions, StoredOutcome } from './huey.js';
 import type { Message } from './message.js';
 
 export interface GetOptions {
@@ -13,6 +13,9 @@ export interface GetOptions {
 }
 
 const EMPTY = Symbol('empty');
+
+/** A waiting get() reads again at least this often, even without a notice. */
+const RECHECK_MS = 1000;
 
 /**
  * The handle for one enqueued task: its id, and a way to its result.
@@ -57,19 +60,42 @@ export class Result<T> {
     let outcome = await read();
     if (outcome === undefined && options.blocking) {
       const deadline = options.timeout === undefined ? Infinity : Date.now() + options.timeout * 1000;
-      let delay = 5;
       while (outcome === undefined) {
         const left = deadline - Date.now();
         if (left <= 0) throw new ResultTimeout(`no result for task ${this.id} within ${options.timeout}s`);
-        await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
-        delay = Math.min(delay * 1.5, 100);
-        outcome = await read();
+        outcome = await this.waitAndRead(read, Math.min(left, RECHECK_MS));
       }
     }
     if (outcome === undefined) return undefined;
     if ('error' in outcome) throw new TaskError(outcome.error);
     if (!options.preserve) this.value = outcome.value;
     return outcome.value;
+  }
+
+  /**
+   * Listen for the storage's notice that this result was stored, read, and
+   * if it was not there yet, wait for the notice (or `ms`, in case a notice
+   * was lost to a reconnect) and read again.
+   */
+  private async waitAndRead(read: () => Promise<StoredOutcome<T> | undefined>, ms: number): Promise<StoredOutcome<T> | undefined> {
+    let notified!: () => void;
+    const notice = new Promise<void>((resolve) => (notified = resolve));
+    let stop: (() => void) | undefined;
+    try {
+      stop = await this.huey.storage.watchResult(this.id, notified);
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
+    }
+    try {
+      const outcome = await read();
+      if (outcome !== undefined) return outcome;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([notice, new Promise((resolve) => (timer = setTimeout(resolve, stop ? ms : Math.min(ms, 100))))]);
+      clearTimeout(timer);
+      return read();
+    } finally {
+      stop?.();
+    }
   }
 
   /** Stop this task from running (it is skipped when a worker picks it up). */

@@ -171,7 +171,7 @@ export class Worker {
     if (message && error && this.huey.results) {
       // Whoever waits on this task's result learns why it will never run.
       const remote: RemoteError = { name: error.name, message: error.message, taskName: message.name, taskId: message.id, retries: message.retries };
-      await this.huey.storage.putData(message.id, this.huey.serializer.serialize({ error: remote }));
+      await this.huey.storage.putResult(message.id, this.huey.serializer.serialize({ error: remote }));
     }
   }
 

@@ -22,6 +22,8 @@ export class MemoryStorage implements Storage {
   private dead: DeadLetter[] = [];
   private waiters: Array<() => void> = [];
   private leases = new Map<string, number>();
+  private expiries = new Map<string, number>();
+  private watchers = new Map<string, Set<() => void>>();
 
   async connect(): Promise<void> {}
 
@@ -176,13 +178,41 @@ export class MemoryStorage implements Storage {
     this.data.set(key, value);
   }
 
+  async putResult(id: string, value: string, ttlMs?: number): Promise<void> {
+    this.data.set(id, value);
+    if (ttlMs) this.expiries.set(id, Date.now() + ttlMs);
+    else this.expiries.delete(id);
+    for (const listener of this.watchers.get(id) ?? []) listener();
+  }
+
+  async watchResult(id: string, listener: () => void): Promise<() => void> {
+    const listeners = this.watchers.get(id) ?? new Set();
+    listeners.add(listener);
+    this.watchers.set(id, listeners);
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0) this.watchers.delete(id);
+    };
+  }
+
+  /** Drop `key` if its time to live has passed; true when it is (still) there. */
+  private live(key: string): boolean {
+    const expiry = this.expiries.get(key);
+    if (expiry !== undefined && expiry <= Date.now()) {
+      this.data.delete(key);
+      this.expiries.delete(key);
+    }
+    return this.data.has(key);
+  }
+
   async peekData(key: string): Promise<string | null> {
-    return this.data.get(key) ?? null;
+    return this.live(key) ? this.data.get(key)! : null;
   }
 
   async popData(key: string): Promise<string | null> {
-    const value = this.data.get(key) ?? null;
+    const value = this.live(key) ? this.data.get(key)! : null;
     this.data.delete(key);
+    this.expiries.delete(key);
     return value;
   }
 

@@ -93,6 +93,17 @@ export interface Storage {
   // ---- key/value data: results, revocation flags, locks ----
 
   putData(key: string, value: string): Promise<void>;
+  /**
+   * Store a task's result under its id (kept `ttlMs` when given, for good
+   * otherwise; read it with peekData/popData) and notify watchers of that id.
+   */
+  putResult(id: string, value: string, ttlMs?: number): Promise<void>;
+  /**
+   * Call `listener` whenever a result for `id` is stored. Resolves once the
+   * storage is listening, to a function that stops listening; a reader that
+   * registers before it reads cannot miss the notification.
+   */
+  watchResult(id: string, listener: () => void): Promise<() => void>;
   /** The value at `key`, or null. */
   peekData(key: string): Promise<string | null>;
   /** The value at `key` (null if none), removed in the same step. */

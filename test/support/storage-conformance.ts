@@ -186,6 +186,33 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.equal(await storage.hasDataForKey('lock'), false);
     });
 
+    it('stores results, with a time to live when asked, and notifies watchers', async () => {
+      const heard: string[] = [];
+      const stop = await storage.watchResult('task-1', () => heard.push('task-1'));
+      const stopOther = await storage.watchResult('task-2', () => heard.push('task-2'));
+      await storage.putResult('task-1', 'forever');
+      await storage.putResult('task-3', 'brief', 50);
+      const deadline = Date.now() + 2000;
+      while (heard.length < 1) {
+        assert.ok(Date.now() < deadline, 'the watcher heard of task-1');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      assert.deepEqual(heard, ['task-1']);
+      stop();
+      await storage.putResult('task-1', 'again');
+      stopOther();
+      assert.equal(await storage.peekData('task-1'), 'again');
+      assert.equal(await storage.peekData('task-3'), 'brief');
+      while ((await storage.peekData('task-3')) !== null) assert.ok(Date.now() < deadline + 2000, 'a result with a time to live goes away');
+      assert.equal(await storage.popData('task-1'), 'again');
+      assert.equal(await storage.popData('task-1'), null);
+      await storage.putResult('task-4', 'popped before it expired', 60_000);
+      assert.equal(await storage.popData('task-4'), 'popped before it expired');
+      assert.equal(await storage.peekData('task-4'), null);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(heard, ['task-1'], 'a stopped watcher hears nothing more');
+    });
+
     it('increments a counter atomically', async () => {
       const values = await Promise.all(Array.from({ length: 20 }, () => storage.increment('count')));
       assert.deepEqual([...values].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1));

@@ -22,6 +22,8 @@ export class RedisKeys {
   readonly schedule: string;
   readonly data: string;
   readonly dead: string;
+  /** The channel a stored result's id is published on. */
+  readonly resultsChannel: string;
   /** Lease deadlines of consumers and workers: owner id → ms on the Redis server's clock. */
   readonly leases: string;
   /** The priority queue, its sequence counter and wake-up list (PriorityRedisStorage only). */
@@ -40,13 +42,24 @@ export class RedisKeys {
     this.data = `${this.prefix}.results`;
     this.dead = `${this.prefix}.dead`;
     this.leases = `${this.prefix}.leases`;
+    this.resultsChannel = `${this.prefix}.results.ready`;
     this.priorityQueue = `${this.prefix}.pqueue`;
     this.prioritySequence = `${this.prefix}.pqueue.seq`;
     this.wake = `${this.prefix}.pqueue.wake`;
   }
 
+  /** A result with a time to live, in a key of its own. */
+  result(id: string): string {
+    return `${this.prefix}.result.${id}`;
+  }
+
   claimed(workerId: string): string {
     return `${this.prefix}.claimed.${workerId}`;
+  }
+
+  /** A pattern matching every result kept in a key of its own. */
+  get resultPattern(): string {
+    return `${this.prefix}.result.*`;
   }
 
   /** A pattern matching every claimed list of this instance. */
@@ -73,6 +86,9 @@ export class RedisStorage implements Storage {
   // Blocking commands hold their connection, so each worker that waits gets its own.
   private blockingClients = new Map<string, RedisClientType>();
   private connecting?: Promise<void>;
+  private subscriber?: RedisClientType;
+  private subscribing?: Promise<void>;
+  private resultWatchers = new Map<string, Set<() => void>>();
   private everReady = false;
 
   constructor(
@@ -115,9 +131,11 @@ export class RedisStorage implements Storage {
   }
 
   async close(): Promise<void> {
-    const clients = [this.client, ...this.blockingClients.values()];
+    const clients = [this.client, ...this.blockingClients.values(), ...(this.subscriber ? [this.subscriber] : [])];
     this.blockingClients.clear();
     this.connecting = undefined;
+    this.subscriber = undefined;
+    this.subscribing = undefined;
     await Promise.all(clients.map((c) => (c.isOpen ? c.close() : undefined)));
   }
 
@@ -260,12 +278,46 @@ export class RedisStorage implements Storage {
     await (await this.ready()).hSet(this.keys.data, key, value);
   }
 
+  async putResult(id: string, value: string, ttlMs = 0): Promise<void> {
+    const keys = [this.keys.data, this.keys.result(id), this.keys.resultsChannel];
+    await scripts.putResult.run(await this.ready(), keys, [id, value, Math.ceil(ttlMs)]);
+  }
+
+  async watchResult(id: string, listener: () => void): Promise<() => void> {
+    const listeners = this.resultWatchers.get(id) ?? new Set();
+    listeners.add(listener);
+    this.resultWatchers.set(id, listeners);
+    await this.subscribeToResults();
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0) this.resultWatchers.delete(id);
+    };
+  }
+
+  /** One subscriber connection per storage serves every waiting `Result.get()`. */
+  private subscribeToResults(): Promise<void> {
+    this.subscribing ??= (async () => {
+      await this.ready();
+      const subscriber = this.client.duplicate() as RedisClientType;
+      subscriber.on('error', (error: Error) => this.options.onError?.(error));
+      this.subscriber = subscriber;
+      await subscriber.connect();
+      await subscriber.subscribe(this.keys.resultsChannel, (id: string) => {
+        for (const listener of this.resultWatchers.get(id) ?? []) listener();
+      });
+    })().catch((error: unknown) => {
+      this.subscribing = undefined;
+      throw error;
+    });
+    return this.subscribing;
+  }
+
   async peekData(key: string): Promise<string | null> {
-    return (await (await this.ready()).hGet(this.keys.data, key)) ?? null;
+    return ((await scripts.peekData.run(await this.ready(), [this.keys.data, this.keys.result(key)], [key])) as string | null) ?? null;
   }
 
   async popData(key: string): Promise<string | null> {
-    return ((await scripts.popData.run(await this.ready(), [this.keys.data], [key])) as string | null) ?? null;
+    return ((await scripts.popData.run(await this.ready(), [this.keys.data, this.keys.result(key)], [key])) as string | null) ?? null;
   }
 
   async putIfEmpty(key: string, value: string): Promise<boolean> {
@@ -301,14 +353,19 @@ export class RedisStorage implements Storage {
   }
 
   async flushResults(): Promise<void> {
-    await (await this.ready()).del(this.keys.data);
+    const client = await this.ready();
+    const keys = [this.keys.data];
+    for await (const batch of client.scanIterator({ MATCH: this.keys.resultPattern, COUNT: 100 })) keys.push(...batch);
+    await client.del(keys);
   }
 
   async flushAll(): Promise<void> {
     const client = await this.ready();
     const { queue, schedule, data, dead, leases, priorityQueue, prioritySequence, wake } = this.keys;
     const keys = [queue, schedule, data, dead, leases, priorityQueue, prioritySequence, wake];
-    for await (const batch of client.scanIterator({ MATCH: this.keys.claimedPattern, COUNT: 100 })) keys.push(...batch);
+    for (const pattern of [this.keys.claimedPattern, this.keys.resultPattern]) {
+      for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 100 })) keys.push(...batch);
+    }
     await client.del(keys);
   }
 }
