@@ -9,6 +9,7 @@ export type { TaskLock } from './lock.js';
 export type { RateLimit, RateLimitOptions } from './rate-limit.js';
 export { SIGNALS, type SignalName, type SignalHandler } from './signals.js';
 export { JsonSerializer, type Serializer } from './serializer.js';
+export { crontab, type CrontabSpec } from './crontab.js';
 export type { Logger } from './logger.js';
 export * from './errors.js';
 export * from './storage/index.js';

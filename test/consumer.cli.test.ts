@@ -45,7 +45,7 @@ for (const workerType of ['async', 'thread', 'process'] as const) {
     it('runs tasks enqueued by another process and finishes a slow task on SIGTERM', async () => {
       const consumer = await running(['examples/simple/main.huey', '-w', '2', '-k', workerType, '-g', '20']);
       assert.match(consumer.output, new RegExp(`workers: 2 ${workerType}`));
-      assert.match(consumer.output, /\+ Beans\.countBeans\n\+ add\n\+ flaky\n\+ slowAdd/);
+      assert.match(consumer.output, /\+ Beans\.countBeans\n\+ add\n\+ flaky\n\+ heartbeat \(periodic crontab\(minute=\*\/5 hour=\* day=\* month=\* dayOfWeek=\*\), next run \d{4}-\d\d-\d\dT\d\d:\d[05]:00Z\)\n\+ slowAdd/);
 
       const producer = await runScript('examples/simple/producer.ts', { REDIS_URL: redis.url });
       assert.equal(producer.code, 0, producer.output);

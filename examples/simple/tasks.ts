@@ -1,6 +1,6 @@
 // The tasks. Both ways of defining one are shown: the wrapper and the decorator.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { TaskContext } from 'huey-ts';
+import { crontab, type TaskContext } from 'huey-ts';
 import { huey } from './config.js';
 
 export const add = huey.task()(function add(a: number, b: number) {
@@ -26,6 +26,11 @@ export class Beans {
     return `Counted ${num} beans`;
   }
 }
+
+/** Runs by itself every five minutes while a consumer runs. */
+export const heartbeat = huey.periodicTask(crontab({ minute: '*/5' }))(function heartbeat() {
+  console.log(`heartbeat at ${new Date().toISOString()}`);
+});
 
 /** The typed handle of the decorated method. */
 export const countBeans = huey.taskOf(Beans.countBeans);
