@@ -256,6 +256,9 @@ export class Huey {
         return definition.invoke(message, contextOf(message, this));
       },
       s: (...args: unknown[]) => new Signature<unknown>(this, definition.name, args),
+      revoke: (options?: RevokeOptions) => this.revokeTask(definition.name, options),
+      restore: () => this.restoreTask(definition.name),
+      isRevoked: () => this.isTaskRevoked(definition.name),
       map: (items: Iterable<unknown[]>) => {
         const messages = [...items].map((args) => definition.message(randomUUID(), Array.isArray(args) ? args : [args]));
         return this.enqueueAll(messages);
@@ -484,13 +487,13 @@ export class Huey {
   /** Enqueue the next try of a failed run, using up one retry. */
   private async retry(message: Message, context: TaskContext, error: unknown): Promise<void> {
     const delay = message.retryDelay;
+    await this.emit('retrying', message, error, context);
     await this.enqueue({
       ...message,
       retries: message.retries - 1,
       retryDelay: delay * message.retryBackoff,
       eta: delay > 0 ? Date.now() + delay * 1000 : null,
     });
-    await this.emit('retrying', message, error, context);
   }
 
   /** Run again later without using up a retry: asked for by RetryTask, or forced by a full rate limit. */

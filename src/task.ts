@@ -1,5 +1,5 @@
 import type { DateTime } from 'luxon';
-import type { Huey } from './huey.js';
+import type { Huey, RevokeOptions } from './huey.js';
 import type { Message } from './message.js';
 import type { Result } from './result.js';
 import type { ResultGroup } from './result-group.js';
@@ -79,6 +79,10 @@ export interface TaskWrapper<A extends unknown[], R> {
   s(...args: A): Signature<R>;
   /** Enqueue one call per item, in one round trip where the storage can. */
   map(items: Iterable<A>): ResultGroup<R[]>;
+  /** Skip every run of this task until `restore()` (or once, or until a time). */
+  revoke(options?: RevokeOptions): Promise<void>;
+  restore(): Promise<boolean>;
+  isRevoked(): Promise<boolean>;
 }
 
 type AnyFunction = (...args: any[]) => any;
