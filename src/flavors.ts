@@ -1,5 +1,6 @@
 import { Huey, type HueyOptions } from './huey.js';
 import { MemoryStorage } from './storage/memory.js';
+import { SqliteStorage, type SqliteStorageOptions } from './storage/sqlite/sqlite-storage.js';
 import { PriorityRedisStorage } from './storage/redis/priority-redis-storage.js';
 import { RedisStorage, type RedisStorageOptions } from './storage/redis/redis-storage.js';
 
@@ -19,6 +20,17 @@ export class PriorityRedisHuey extends Huey {
   constructor(name: string, options: Omit<HueyOptions, 'storage'> & RedisStorageOptions = {}) {
     const { url, clientOptions, onError, ...hueyOptions } = options;
     super(name, { ...hueyOptions, storage: new PriorityRedisStorage(name, { url, clientOptions, onError }) });
+  }
+}
+
+/**
+ * A Huey on an embedded SQLite file: no server to run, shared safely by the
+ * processes of one machine. `new SqliteHuey('my-app', { filename: 'tasks.db' })`.
+ */
+export class SqliteHuey extends Huey {
+  constructor(name: string, options: Omit<HueyOptions, 'storage'> & SqliteStorageOptions = {}) {
+    const { filename, busyTimeout, ...hueyOptions } = options;
+    super(name, { ...hueyOptions, storage: new SqliteStorage(name, { filename, busyTimeout }) });
   }
 }
 

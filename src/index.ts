@@ -1,5 +1,5 @@
 export { Huey, type HueyOptions, type RevokeOptions, type Outcome, type Hook, type PostHook, type LifecycleHook } from './huey.js';
-export { RedisHuey, PriorityRedisHuey, MemoryHuey } from './flavors.js';
+export { RedisHuey, PriorityRedisHuey, SqliteHuey, MemoryHuey } from './flavors.js';
 export { Result, type GetOptions } from './result.js';
 export { ResultGroup } from './result-group.js';
 export { Signature, Pipeline, Group, Chord, group, chord, type CallOptions } from './signature.js';

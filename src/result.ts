@@ -24,6 +24,7 @@ const RECHECK_MS = 1000;
  */
 export class Result<T> {
   private value: T | typeof EMPTY = EMPTY;
+  private pollDelay = 0;
 
   /** Resolves once the storage holds the task; rejects with the storage's error. */
   readonly enqueued: Promise<this>;
@@ -80,7 +81,7 @@ export class Result<T> {
   private async waitAndRead(read: () => Promise<StoredOutcome<T> | undefined>, ms: number): Promise<StoredOutcome<T> | undefined> {
     let notified!: () => void;
     const notice = new Promise<void>((resolve) => (notified = resolve));
-    let stop: (() => void) | undefined;
+    let stop: (() => void) | null = null;
     try {
       stop = await this.huey.storage.watchResult(this.id, notified);
     } catch (error) {
@@ -89,8 +90,10 @@ export class Result<T> {
     try {
       const outcome = await read();
       if (outcome !== undefined) return outcome;
+      // Without notices (a storage that cannot send them, or one briefly away) poll often.
+      this.pollDelay = stop ? 0 : Math.min(Math.max(this.pollDelay * 1.5, 5), 100);
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([notice, new Promise((resolve) => (timer = setTimeout(resolve, stop ? ms : Math.min(ms, 100))))]);
+      await Promise.race([notice, new Promise((resolve) => (timer = setTimeout(resolve, stop ? ms : Math.min(ms, this.pollDelay))))]);
       clearTimeout(timer);
       return read();
     } finally {

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runScript, startConsumer, type Spawned } from './support/processes.js';
+import { killAll, runScript, startConsumer, type Spawned } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
 // End to end: the real huey-consumer process on examples/simple, fed by other processes.
@@ -21,6 +21,7 @@ before(async () => {
 });
 
 after(async () => {
+  await killAll();
   await exampleHuey.close();
   await redis.close();
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { StorageError, TaskError } from '../src/index.js';
-import { startConsumer, type Spawned } from './support/processes.js';
+import { killAll, startConsumer, type Spawned } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
 // The fault suite: crashes, a Redis restart, and bad input, against the real consumer.
@@ -16,6 +16,7 @@ before(async () => {
   fixture = await import('./fixtures/faults.js');
 });
 after(async () => {
+  await killAll();
   await fixture.huey.close();
   await redis.close();
 });

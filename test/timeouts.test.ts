@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TaskError, TaskTimeout, type SignalName } from '../src/index.js';
 import { Worker } from '../src/consumer/worker.js';
-import { startConsumer } from './support/processes.js';
+import { killAll, startConsumer } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
 let redis: TestRedis;
@@ -14,6 +14,7 @@ before(async () => {
   fixture = await import('./fixtures/timeouts.js');
 });
 after(async () => {
+  await killAll();
   await fixture.huey.close();
   await redis.close();
 });

@@ -1,5 +1,12 @@
 // The Huey instance, shared by the tasks, the producer and the consumer.
+// With no setting it keeps everything in a SQLite file beside this one, so the
+// example runs with no server; set REDIS_URL to move the same example to Redis.
 import 'reflect-metadata';
-import { RedisHuey } from 'huey-ts';
+import { fileURLToPath } from 'node:url';
+import { RedisHuey, SqliteHuey } from 'huey-ts';
 
-export const huey = new RedisHuey('simple-example', { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
+const name = 'simple-example';
+
+export const huey = process.env.REDIS_URL
+  ? new RedisHuey(name, { url: process.env.REDIS_URL })
+  : new SqliteHuey(name, { filename: process.env.HUEY_SQLITE_FILE ?? fileURLToPath(new URL('./huey.db', import.meta.url)) });

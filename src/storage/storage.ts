@@ -101,9 +101,10 @@ export interface Storage {
   /**
    * Call `listener` whenever a result for `id` is stored. Resolves once the
    * storage is listening, to a function that stops listening; a reader that
-   * registers before it reads cannot miss the notification.
+   * registers before it reads cannot miss the notification. Resolves to null
+   * when the storage cannot notify (readers then poll).
    */
-  watchResult(id: string, listener: () => void): Promise<() => void>;
+  watchResult(id: string, listener: () => void): Promise<(() => void) | null>;
   /** The value at `key`, or null. */
   peekData(key: string): Promise<string | null>;
   /** The value at `key` (null if none), removed in the same step. */

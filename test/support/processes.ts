@@ -5,6 +5,21 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CONSUMER_BIN = fileURLToPath(new URL('../../dist/cli/huey-consumer.js', import.meta.url));
 
+const running = new Set<Spawned>();
+
+/**
+ * Kill every child a test file started and has not seen exit: call it from
+ * `after()`, so a failed test cannot leave a consumer keeping the file alive.
+ */
+export async function killAll(): Promise<void> {
+  await Promise.all(
+    [...running].map(async (spawned) => {
+      spawned.child.kill('SIGKILL');
+      await spawned.exited();
+    }),
+  );
+}
+
 /** A child process whose output is collected, with a way to wait for a line. */
 export class Spawned {
   readonly child: ChildProcess;
@@ -19,6 +34,8 @@ export class Spawned {
     };
     this.child.stdout!.on('data', collect);
     this.child.stderr!.on('data', collect);
+    running.add(this);
+    this.child.once('exit', () => running.delete(this));
   }
 
   /** Resolve with the first match of `pattern` in the output, waiting up to `timeoutMs`. */

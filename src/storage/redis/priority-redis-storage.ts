@@ -24,22 +24,28 @@ export class PriorityRedisStorage extends RedisStorage {
   override readonly ordersByPriority = true;
 
   override async enqueue(data: string, priority = 0): Promise<void> {
-    await this.enqueueMany([{ data, priority }]);
+    return this.guard(async () => {
+      await this.enqueueMany([{ data, priority }]);
+    });
   }
 
   override async enqueueMany(items: ReadonlyArray<{ data: string; priority?: number }>): Promise<void> {
-    if (items.length === 0) return;
-    const args = items.flatMap((item) => [item.priority ?? 0, item.data]);
-    const { priorityQueue, prioritySequence, wake } = this.keys;
-    await scripts.priorityEnqueue.run(await this.ready(), [priorityQueue, prioritySequence, wake], args);
+    return this.guard(async () => {
+      if (items.length === 0) return;
+      const args = items.flatMap((item) => [item.priority ?? 0, item.data]);
+      const { priorityQueue, prioritySequence, wake } = this.keys;
+      await scripts.priorityEnqueue.run(await this.ready(), [priorityQueue, prioritySequence, wake], args);
+    });
   }
 
   override async dequeue(workerId: string, timeoutMs = 0): Promise<Claim | null> {
-    const claim = await this.claim(workerId);
-    if (claim || timeoutMs <= 0) return claim;
-    // Wait for a wake-up; another worker may still win the message, which is fine.
-    await (await this.blockingClient(workerId)).blPop(this.keys.wake, timeoutMs / 1000);
-    return this.claim(workerId);
+    return this.guard(async () => {
+      const claim = await this.claim(workerId);
+      if (claim || timeoutMs <= 0) return claim;
+      // Wait for a wake-up; another worker may still win the message, which is fine.
+      await (await this.blockingClient(workerId)).blPop(this.keys.wake, timeoutMs / 1000);
+      return this.claim(workerId);
+    });
   }
 
   private async claim(workerId: string): Promise<Claim | null> {
@@ -48,48 +54,66 @@ export class PriorityRedisStorage extends RedisStorage {
   }
 
   override async requeue(workerId: string): Promise<number> {
-    return Number(await scripts.priorityRequeue.run(await this.ready(), [this.keys.claimed(workerId), this.keys.priorityQueue]));
+    return this.guard(async () => {
+      return Number(await scripts.priorityRequeue.run(await this.ready(), [this.keys.claimed(workerId), this.keys.priorityQueue]));
+    });
   }
 
   override async claimed(workerId: string): Promise<Claim[]> {
-    return (await super.claimed(workerId)).map(({ data: receipt }) => ({ data: afterBars(receipt, 2), workerId, receipt }));
+    return this.guard(async () => {
+      return (await super.claimed(workerId)).map(({ data: receipt }) => ({ data: afterBars(receipt, 2), workerId, receipt }));
+    });
   }
 
   override async queueSize(): Promise<number> {
-    return (await this.ready()).zCard(this.keys.priorityQueue);
+    return this.guard(async () => {
+      return (await this.ready()).zCard(this.keys.priorityQueue);
+    });
   }
 
   override async enqueuedItems(limit = -1): Promise<string[]> {
-    const members = await (await this.ready()).zRange(this.keys.priorityQueue, 0, limit < 0 ? -1 : limit - 1);
-    return members.map((member) => afterBars(member, 1));
+    return this.guard(async () => {
+      const members = await (await this.ready()).zRange(this.keys.priorityQueue, 0, limit < 0 ? -1 : limit - 1);
+      return members.map((member) => afterBars(member, 1));
+    });
   }
 
   override async flushQueue(): Promise<void> {
-    await (await this.ready()).del(this.keys.priorityQueue);
+    return this.guard(async () => {
+      await (await this.ready()).del(this.keys.priorityQueue);
+    });
   }
 
   // Scheduled members carry their priority ("<priority>|<data>") for the move to the queue.
 
   override async addToSchedule(data: string, timestamp: number, priority = 0): Promise<void> {
-    await super.addToSchedule(`${priority}|${data}`, timestamp);
+    return this.guard(async () => {
+      await super.addToSchedule(`${priority}|${data}`, timestamp);
+    });
   }
 
   override async readSchedule(timestamp: number): Promise<string[]> {
-    return (await super.readSchedule(timestamp)).map((member) => afterBars(member, 1));
+    return this.guard(async () => {
+      return (await super.readSchedule(timestamp)).map((member) => afterBars(member, 1));
+    });
   }
 
   override async scheduledItems(limit = -1): Promise<string[]> {
-    return (await super.scheduledItems(limit)).map((member) => afterBars(member, 1));
+    return this.guard(async () => {
+      return (await super.scheduledItems(limit)).map((member) => afterBars(member, 1));
+    });
   }
 
   override async enqueueDue(timestamp: number): Promise<number> {
-    const client = await this.ready();
-    const { schedule, priorityQueue, prioritySequence, wake } = this.keys;
-    let total = 0;
-    for (;;) {
-      const moved = Number(await scripts.priorityEnqueueDue.run(client, [schedule, priorityQueue, prioritySequence, wake], [timestamp, ENQUEUE_DUE_BATCH]));
-      total += moved;
-      if (moved < ENQUEUE_DUE_BATCH) return total;
-    }
+    return this.guard(async () => {
+      const client = await this.ready();
+      const { schedule, priorityQueue, prioritySequence, wake } = this.keys;
+      let total = 0;
+      for (;;) {
+        const moved = Number(await scripts.priorityEnqueueDue.run(client, [schedule, priorityQueue, prioritySequence, wake], [timestamp, ENQUEUE_DUE_BATCH]));
+        total += moved;
+        if (moved < ENQUEUE_DUE_BATCH) return total;
+      }
+    });
   }
 }

@@ -1,5 +1,5 @@
 import { createClient, type RedisClientOptions, type RedisClientType } from 'redis';
-import { ConfigurationError, StorageError } from '../../errors.js';
+import { ConfigurationError, HueyError, StorageError } from '../../errors.js';
 import type { Claim, DeadLetter, Storage } from '../storage.js';
 import { scripts } from './lua-script.js';
 
@@ -148,6 +148,20 @@ export class RedisStorage implements Storage {
     return this.client;
   }
 
+  /**
+   * Run one storage operation so that whatever the client throws (a socket
+   * closed mid-command, a refused connection) reaches the caller as a
+   * StorageError naming this Redis.
+   */
+  protected async guard<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (error instanceof HueyError) throw error;
+      throw new StorageError(`Redis at ${this.url}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  }
+
   private get url(): string {
     return this.options.url ?? 'redis://127.0.0.1:6379';
   }
@@ -165,133 +179,181 @@ export class RedisStorage implements Storage {
   }
 
   async enqueue(data: string): Promise<void> {
-    await (await this.ready()).lPush(this.keys.queue, data);
+    return this.guard(async () => {
+      await (await this.ready()).lPush(this.keys.queue, data);
+    });
   }
 
   async enqueueMany(items: ReadonlyArray<{ data: string }>): Promise<void> {
-    if (items.length === 0) return;
-    await (await this.ready()).lPush(this.keys.queue, items.map((item) => item.data));
+    return this.guard(async () => {
+      if (items.length === 0) return;
+      await (await this.ready()).lPush(this.keys.queue, items.map((item) => item.data));
+    });
   }
 
   async dequeue(workerId: string, timeoutMs = 0): Promise<Claim | null> {
-    const claimed = this.keys.claimed(workerId);
-    const data =
-      timeoutMs > 0
-        ? await (await this.blockingClient(workerId)).blMove(this.keys.queue, claimed, 'RIGHT', 'LEFT', timeoutMs / 1000)
-        : await (await this.ready()).lMove(this.keys.queue, claimed, 'RIGHT', 'LEFT');
-    return data === null ? null : { data: String(data), workerId };
+    return this.guard(async () => {
+      const claimed = this.keys.claimed(workerId);
+      const data =
+        timeoutMs > 0
+          ? await (await this.blockingClient(workerId)).blMove(this.keys.queue, claimed, 'RIGHT', 'LEFT', timeoutMs / 1000)
+          : await (await this.ready()).lMove(this.keys.queue, claimed, 'RIGHT', 'LEFT');
+      return data === null ? null : { data: String(data), workerId };
+    });
   }
 
   async ack(claim: Claim): Promise<void> {
-    await (await this.ready()).lRem(this.keys.claimed(claim.workerId), 1, claim.receipt ?? claim.data);
+    return this.guard(async () => {
+      await (await this.ready()).lRem(this.keys.claimed(claim.workerId), 1, claim.receipt ?? claim.data);
+    });
   }
 
   async deadLetter(claim: Claim, reason: string): Promise<void> {
-    const entry = JSON.stringify({ data: claim.data, reason, at: Date.now() });
-    // One transaction: the message is never in neither list nor in both.
-    await (await this.ready())
-      .multi()
-      .lRem(this.keys.claimed(claim.workerId), 1, claim.receipt ?? claim.data)
-      .lPush(this.keys.dead, entry)
-      .exec();
+    return this.guard(async () => {
+      const entry = JSON.stringify({ data: claim.data, reason, at: Date.now() });
+      // One transaction: the message is never in neither list nor in both.
+      await (await this.ready())
+        .multi()
+        .lRem(this.keys.claimed(claim.workerId), 1, claim.receipt ?? claim.data)
+        .lPush(this.keys.dead, entry)
+        .exec();
+    });
   }
 
   async deadLetters(limit = -1): Promise<DeadLetter[]> {
-    const items = await (await this.ready()).lRange(this.keys.dead, 0, limit < 0 ? -1 : limit - 1);
-    return items.map((item) => JSON.parse(item) as DeadLetter);
+    return this.guard(async () => {
+      const items = await (await this.ready()).lRange(this.keys.dead, 0, limit < 0 ? -1 : limit - 1);
+      return items.map((item) => JSON.parse(item) as DeadLetter);
+    });
   }
 
   async requeue(workerId: string): Promise<number> {
-    return Number(await scripts.requeue.run(await this.ready(), [this.keys.claimed(workerId), this.keys.queue]));
+    return this.guard(async () => {
+      return Number(await scripts.requeue.run(await this.ready(), [this.keys.claimed(workerId), this.keys.queue]));
+    });
   }
 
   async renewLeases(ownerIds: readonly string[], leaseMs: number): Promise<void> {
-    if (ownerIds.length === 0) return;
-    await scripts.renewLeases.run(await this.ready(), [this.keys.leases], [leaseMs, ...ownerIds]);
+    return this.guard(async () => {
+      if (ownerIds.length === 0) return;
+      await scripts.renewLeases.run(await this.ready(), [this.keys.leases], [leaseMs, ...ownerIds]);
+    });
   }
 
   async dropLeases(ownerIds: readonly string[]): Promise<void> {
-    if (ownerIds.length === 0) return;
-    await (await this.ready()).hDel(this.keys.leases, [...ownerIds]);
+    return this.guard(async () => {
+      if (ownerIds.length === 0) return;
+      await (await this.ready()).hDel(this.keys.leases, [...ownerIds]);
+    });
   }
 
   async expiredLeases(): Promise<string[]> {
-    return (await scripts.expiredLeases.run(await this.ready(), [this.keys.leases])) as string[];
+    return this.guard(async () => {
+      return (await scripts.expiredLeases.run(await this.ready(), [this.keys.leases])) as string[];
+    });
   }
 
   async adoptClaims(ownerId: string, adopterId: string): Promise<number> {
-    const keys = [this.keys.claimed(ownerId), this.keys.claimed(adopterId), this.keys.leases];
-    return Number(await scripts.adoptClaims.run(await this.ready(), keys, [ownerId]));
+    return this.guard(async () => {
+      const keys = [this.keys.claimed(ownerId), this.keys.claimed(adopterId), this.keys.leases];
+      return Number(await scripts.adoptClaims.run(await this.ready(), keys, [ownerId]));
+    });
   }
 
   async claimed(workerId: string): Promise<Claim[]> {
-    const items = await (await this.ready()).lRange(this.keys.claimed(workerId), 0, -1);
-    return items.map((data) => ({ data, workerId }));
+    return this.guard(async () => {
+      const items = await (await this.ready()).lRange(this.keys.claimed(workerId), 0, -1);
+      return items.map((data) => ({ data, workerId }));
+    });
   }
 
   async queueSize(): Promise<number> {
-    return (await this.ready()).lLen(this.keys.queue);
+    return this.guard(async () => {
+      return (await this.ready()).lLen(this.keys.queue);
+    });
   }
 
   async enqueuedItems(limit = -1): Promise<string[]> {
-    // The right end runs next: read from there.
-    const client = await this.ready();
-    const items = await client.lRange(this.keys.queue, limit < 0 ? 0 : -limit, -1);
-    return items.reverse();
+    return this.guard(async () => {
+      // The right end runs next: read from there.
+      const client = await this.ready();
+      const items = await client.lRange(this.keys.queue, limit < 0 ? 0 : -limit, -1);
+      return items.reverse();
+    });
   }
 
   async flushQueue(): Promise<void> {
-    await (await this.ready()).del(this.keys.queue);
+    return this.guard(async () => {
+      await (await this.ready()).del(this.keys.queue);
+    });
   }
 
   async addToSchedule(data: string, timestamp: number): Promise<void> {
-    await (await this.ready()).zAdd(this.keys.schedule, { score: timestamp, value: data });
+    return this.guard(async () => {
+      await (await this.ready()).zAdd(this.keys.schedule, { score: timestamp, value: data });
+    });
   }
 
   async readSchedule(timestamp: number): Promise<string[]> {
-    return (await scripts.readSchedule.run(await this.ready(), [this.keys.schedule], [timestamp])) as string[];
+    return this.guard(async () => {
+      return (await scripts.readSchedule.run(await this.ready(), [this.keys.schedule], [timestamp])) as string[];
+    });
   }
 
   async enqueueDue(timestamp: number): Promise<number> {
-    const client = await this.ready();
-    let total = 0;
-    for (;;) {
-      const moved = Number(await scripts.enqueueDue.run(client, [this.keys.schedule, this.keys.queue], [timestamp, ENQUEUE_DUE_BATCH]));
-      total += moved;
-      if (moved < ENQUEUE_DUE_BATCH) return total;
-    }
+    return this.guard(async () => {
+      const client = await this.ready();
+      let total = 0;
+      for (;;) {
+        const moved = Number(await scripts.enqueueDue.run(client, [this.keys.schedule, this.keys.queue], [timestamp, ENQUEUE_DUE_BATCH]));
+        total += moved;
+        if (moved < ENQUEUE_DUE_BATCH) return total;
+      }
+    });
   }
 
   async scheduleSize(): Promise<number> {
-    return (await this.ready()).zCard(this.keys.schedule);
+    return this.guard(async () => {
+      return (await this.ready()).zCard(this.keys.schedule);
+    });
   }
 
   async scheduledItems(limit = -1): Promise<string[]> {
-    return (await this.ready()).zRange(this.keys.schedule, 0, limit < 0 ? -1 : limit - 1);
+    return this.guard(async () => {
+      return (await this.ready()).zRange(this.keys.schedule, 0, limit < 0 ? -1 : limit - 1);
+    });
   }
 
   async flushSchedule(): Promise<void> {
-    await (await this.ready()).del(this.keys.schedule);
+    return this.guard(async () => {
+      await (await this.ready()).del(this.keys.schedule);
+    });
   }
 
   async putData(key: string, value: string): Promise<void> {
-    await (await this.ready()).hSet(this.keys.data, key, value);
+    return this.guard(async () => {
+      await (await this.ready()).hSet(this.keys.data, key, value);
+    });
   }
 
   async putResult(id: string, value: string, ttlMs = 0): Promise<void> {
-    const keys = [this.keys.data, this.keys.result(id), this.keys.resultsChannel];
-    await scripts.putResult.run(await this.ready(), keys, [id, value, Math.ceil(ttlMs)]);
+    return this.guard(async () => {
+      const keys = [this.keys.data, this.keys.result(id), this.keys.resultsChannel];
+      await scripts.putResult.run(await this.ready(), keys, [id, value, Math.ceil(ttlMs)]);
+    });
   }
 
   async watchResult(id: string, listener: () => void): Promise<() => void> {
-    const listeners = this.resultWatchers.get(id) ?? new Set();
-    listeners.add(listener);
-    this.resultWatchers.set(id, listeners);
-    await this.subscribeToResults();
-    return () => {
-      listeners.delete(listener);
-      if (listeners.size === 0) this.resultWatchers.delete(id);
-    };
+    return this.guard(async () => {
+      const listeners = this.resultWatchers.get(id) ?? new Set();
+      listeners.add(listener);
+      this.resultWatchers.set(id, listeners);
+      await this.subscribeToResults();
+      return () => {
+        listeners.delete(listener);
+        if (listeners.size === 0) this.resultWatchers.delete(id);
+      };
+    });
   }
 
   /** One subscriber connection per storage serves every waiting `Result.get()`. */
@@ -313,59 +375,83 @@ export class RedisStorage implements Storage {
   }
 
   async peekData(key: string): Promise<string | null> {
-    return ((await scripts.peekData.run(await this.ready(), [this.keys.data, this.keys.result(key)], [key])) as string | null) ?? null;
+    return this.guard(async () => {
+      return ((await scripts.peekData.run(await this.ready(), [this.keys.data, this.keys.result(key)], [key])) as string | null) ?? null;
+    });
   }
 
   async popData(key: string): Promise<string | null> {
-    return ((await scripts.popData.run(await this.ready(), [this.keys.data, this.keys.result(key)], [key])) as string | null) ?? null;
+    return this.guard(async () => {
+      return ((await scripts.popData.run(await this.ready(), [this.keys.data, this.keys.result(key)], [key])) as string | null) ?? null;
+    });
   }
 
   async putIfEmpty(key: string, value: string): Promise<boolean> {
-    return Boolean(await (await this.ready()).hSetNX(this.keys.data, key, value));
+    return this.guard(async () => {
+      return Boolean(await (await this.ready()).hSetNX(this.keys.data, key, value));
+    });
   }
 
   async deleteData(key: string): Promise<boolean> {
-    return (await (await this.ready()).hDel(this.keys.data, key)) > 0;
+    return this.guard(async () => {
+      return (await (await this.ready()).hDel(this.keys.data, key)) > 0;
+    });
   }
 
   async deleteIfEqual(key: string, value: string): Promise<boolean> {
-    return Number(await scripts.deleteIfEqual.run(await this.ready(), [this.keys.data], [key, value])) > 0;
+    return this.guard(async () => {
+      return Number(await scripts.deleteIfEqual.run(await this.ready(), [this.keys.data], [key, value])) > 0;
+    });
   }
 
   async increment(key: string, by = 1): Promise<number> {
-    return (await this.ready()).hIncrBy(this.keys.data, key, by);
+    return this.guard(async () => {
+      return (await this.ready()).hIncrBy(this.keys.data, key, by);
+    });
   }
 
   async putIfGreater(key: string, value: number): Promise<boolean> {
-    return Number(await scripts.putIfGreater.run(await this.ready(), [this.keys.data], [key, value])) === 1;
+    return this.guard(async () => {
+      return Number(await scripts.putIfGreater.run(await this.ready(), [this.keys.data], [key, value])) === 1;
+    });
   }
 
   async hasDataForKey(key: string): Promise<boolean> {
-    return Boolean(await (await this.ready()).hExists(this.keys.data, key));
+    return this.guard(async () => {
+      return Boolean(await (await this.ready()).hExists(this.keys.data, key));
+    });
   }
 
   async resultStoreSize(): Promise<number> {
-    return (await this.ready()).hLen(this.keys.data);
+    return this.guard(async () => {
+      return (await this.ready()).hLen(this.keys.data);
+    });
   }
 
   async resultItems(): Promise<Record<string, string>> {
-    return { ...(await (await this.ready()).hGetAll(this.keys.data)) };
+    return this.guard(async () => {
+      return { ...(await (await this.ready()).hGetAll(this.keys.data)) };
+    });
   }
 
   async flushResults(): Promise<void> {
-    const client = await this.ready();
-    const keys = [this.keys.data];
-    for await (const batch of client.scanIterator({ MATCH: this.keys.resultPattern, COUNT: 100 })) keys.push(...batch);
-    await client.del(keys);
+    return this.guard(async () => {
+      const client = await this.ready();
+      const keys = [this.keys.data];
+      for await (const batch of client.scanIterator({ MATCH: this.keys.resultPattern, COUNT: 100 })) keys.push(...batch);
+      await client.del(keys);
+    });
   }
 
   async flushAll(): Promise<void> {
-    const client = await this.ready();
-    const { queue, schedule, data, dead, leases, priorityQueue, prioritySequence, wake } = this.keys;
-    const keys = [queue, schedule, data, dead, leases, priorityQueue, prioritySequence, wake];
-    for (const pattern of [this.keys.claimedPattern, this.keys.resultPattern]) {
-      for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 100 })) keys.push(...batch);
-    }
-    await client.del(keys);
+    return this.guard(async () => {
+      const client = await this.ready();
+      const { queue, schedule, data, dead, leases, priorityQueue, prioritySequence, wake } = this.keys;
+      const keys = [queue, schedule, data, dead, leases, priorityQueue, prioritySequence, wake];
+      for (const pattern of [this.keys.claimedPattern, this.keys.resultPattern]) {
+        for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 100 })) keys.push(...batch);
+      }
+      await client.del(keys);
+    });
   }
 }

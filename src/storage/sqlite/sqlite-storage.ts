@@ -1,0 +1,317 @@
+import Database from 'better-sqlite3';
+import { StorageError } from '../../errors.js';
+import type { Claim, DeadLetter, Storage } from '../storage.js';
+
+export interface SqliteStorageOptions {
+  /** The database file, shared by the producer, the consumer and its workers. @defaultValue `huey-<name>.db` */
+  filename?: string;
+  /** Milliseconds to wait for another process's write lock before failing. @defaultValue 5000 */
+  busyTimeout?: number;
+}
+
+/*
+ * One instance's tables are prefixed with its name, so two apps can share a file.
+ * The queue keeps claimed rows in place with their owner: a claim is one
+ * UPDATE ... RETURNING, an ack a DELETE, and a requeue clears the owner, which
+ * puts the row back at its old place in line.
+ */
+const SCHEMA = (t: string) => `
+  CREATE TABLE IF NOT EXISTS "${t}_queue" (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    data TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    owner TEXT
+  );
+  CREATE INDEX IF NOT EXISTS "${t}_queue_next" ON "${t}_queue" (owner, priority DESC, id);
+  CREATE TABLE IF NOT EXISTS "${t}_schedule" (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    data TEXT NOT NULL,
+    eta INTEGER NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX IF NOT EXISTS "${t}_schedule_eta" ON "${t}_schedule" (eta, id);
+  CREATE TABLE IF NOT EXISTS "${t}_data" (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires_at INTEGER
+  );
+  CREATE TABLE IF NOT EXISTS "${t}_dead" (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    data TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS "${t}_leases" (
+    owner TEXT PRIMARY KEY,
+    deadline INTEGER NOT NULL
+  );
+`;
+
+type Row = Record<string, unknown>;
+
+/**
+ * An embedded storage in one SQLite file: no server to run. Safe across the
+ * processes of one machine (WAL mode; every multi-step change is one
+ * transaction, taken with an immediate write lock), with the same claim →
+ * ack and lease recovery as Redis. It cannot block on an empty queue, so
+ * workers poll it with the consumer's delay and backoff.
+ */
+export class SqliteStorage implements Storage {
+  readonly kind = 'sqlite';
+  readonly blocking = false;
+  readonly ordersByPriority = true;
+  readonly filename: string;
+  private db?: Database.Database;
+  private statements = new Map<string, Database.Statement>();
+  private readonly table: string;
+
+  constructor(
+    readonly name: string,
+    private readonly options: SqliteStorageOptions = {},
+  ) {
+    this.filename = options.filename ?? `huey-${name}.db`;
+    this.table = `huey_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  }
+
+  async connect(): Promise<void> {
+    this.open();
+  }
+
+  private open(): Database.Database {
+    if (this.db) return this.db;
+    try {
+      const db = new Database(this.filename);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`busy_timeout = ${this.options.busyTimeout ?? 5000}`);
+      db.pragma('synchronous = NORMAL');
+      db.exec(SCHEMA(this.table));
+      this.db = db;
+      return db;
+    } catch (error) {
+      throw new StorageError(`cannot open SQLite database ${this.filename}: ${(error as Error).message}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.statements.clear();
+    this.db?.close();
+    this.db = undefined;
+  }
+
+  /** A statement prepared once; `$t` stands for this instance's table prefix. */
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.open().prepare(text.replaceAll('$t', this.table));
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  /** Run `fn` in one transaction that takes the write lock at once, so readers never race writers. */
+  private atomically<T>(fn: () => T): T {
+    return this.open().transaction(fn).immediate();
+  }
+
+  async enqueue(data: string, priority = 0): Promise<void> {
+    this.sql('INSERT INTO "$t_queue" (data, priority) VALUES (?, ?)').run(data, priority);
+  }
+
+  async enqueueMany(items: ReadonlyArray<{ data: string; priority?: number }>): Promise<void> {
+    const insert = this.sql('INSERT INTO "$t_queue" (data, priority) VALUES (?, ?)');
+    this.atomically(() => {
+      for (const item of items) insert.run(item.data, item.priority ?? 0);
+    });
+  }
+
+  async dequeue(workerId: string): Promise<Claim | null> {
+    const row = this.sql(
+      `UPDATE "$t_queue" SET owner = ? WHERE id = (
+         SELECT id FROM "$t_queue" WHERE owner IS NULL ORDER BY priority DESC, id LIMIT 1
+       ) RETURNING id, data`,
+    ).get(workerId) as Row | undefined;
+    return row ? { data: String(row.data), workerId, receipt: String(row.id) } : null;
+  }
+
+  async ack(claim: Claim): Promise<void> {
+    this.sql('DELETE FROM "$t_queue" WHERE id = ? AND owner = ?').run(Number(claim.receipt), claim.workerId);
+  }
+
+  async deadLetter(claim: Claim, reason: string): Promise<void> {
+    this.atomically(() => {
+      this.sql('DELETE FROM "$t_queue" WHERE id = ? AND owner = ?').run(Number(claim.receipt), claim.workerId);
+      this.sql('INSERT INTO "$t_dead" (data, reason, at) VALUES (?, ?, ?)').run(claim.data, reason, Date.now());
+    });
+  }
+
+  async deadLetters(limit = -1): Promise<DeadLetter[]> {
+    const rows = this.sql('SELECT data, reason, at FROM "$t_dead" ORDER BY id DESC LIMIT ?').all(limit) as Row[];
+    return rows.map((row) => ({ data: String(row.data), reason: String(row.reason), at: Number(row.at) }));
+  }
+
+  async requeue(workerId: string): Promise<number> {
+    return this.sql('UPDATE "$t_queue" SET owner = NULL WHERE owner = ?').run(workerId).changes;
+  }
+
+  async claimed(workerId: string): Promise<Claim[]> {
+    const rows = this.sql('SELECT id, data FROM "$t_queue" WHERE owner = ? ORDER BY id DESC').all(workerId) as Row[];
+    return rows.map((row) => ({ data: String(row.data), workerId, receipt: String(row.id) }));
+  }
+
+  async queueSize(): Promise<number> {
+    return Number((this.sql('SELECT count(*) AS n FROM "$t_queue" WHERE owner IS NULL').get() as Row).n);
+  }
+
+  async enqueuedItems(limit = -1): Promise<string[]> {
+    const rows = this.sql('SELECT data FROM "$t_queue" WHERE owner IS NULL ORDER BY priority DESC, id LIMIT ?').all(limit) as Row[];
+    return rows.map((row) => String(row.data));
+  }
+
+  async flushQueue(): Promise<void> {
+    this.sql('DELETE FROM "$t_queue" WHERE owner IS NULL').run();
+  }
+
+  async renewLeases(ownerIds: readonly string[], leaseMs: number): Promise<void> {
+    const upsert = this.sql('INSERT INTO "$t_leases" (owner, deadline) VALUES (?, ?) ON CONFLICT (owner) DO UPDATE SET deadline = excluded.deadline');
+    const deadline = Date.now() + leaseMs;
+    this.atomically(() => {
+      for (const owner of ownerIds) upsert.run(owner, deadline);
+    });
+  }
+
+  async dropLeases(ownerIds: readonly string[]): Promise<void> {
+    const drop = this.sql('DELETE FROM "$t_leases" WHERE owner = ?');
+    this.atomically(() => {
+      for (const owner of ownerIds) drop.run(owner);
+    });
+  }
+
+  async expiredLeases(): Promise<string[]> {
+    const rows = this.sql('SELECT owner FROM "$t_leases" WHERE deadline < ?').all(Date.now()) as Row[];
+    return rows.map((row) => String(row.owner));
+  }
+
+  async adoptClaims(ownerId: string, adopterId: string): Promise<number> {
+    return this.atomically(() => {
+      const gone = this.sql('DELETE FROM "$t_leases" WHERE owner = ? AND deadline < ?').run(ownerId, Date.now()).changes;
+      if (gone === 0) return -1;
+      return this.sql('UPDATE "$t_queue" SET owner = ? WHERE owner = ?').run(adopterId, ownerId).changes;
+    });
+  }
+
+  async addToSchedule(data: string, timestamp: number, priority = 0): Promise<void> {
+    this.sql('INSERT INTO "$t_schedule" (data, eta, priority) VALUES (?, ?, ?)').run(data, timestamp, priority);
+  }
+
+  async readSchedule(timestamp: number): Promise<string[]> {
+    return this.atomically(() => {
+      const rows = this.sql('SELECT data FROM "$t_schedule" WHERE eta <= ? ORDER BY eta, id').all(timestamp) as Row[];
+      this.sql('DELETE FROM "$t_schedule" WHERE eta <= ?').run(timestamp);
+      return rows.map((row) => String(row.data));
+    });
+  }
+
+  async enqueueDue(timestamp: number): Promise<number> {
+    return this.atomically(() => {
+      this.sql('INSERT INTO "$t_queue" (data, priority) SELECT data, priority FROM "$t_schedule" WHERE eta <= ? ORDER BY eta, id').run(timestamp);
+      return this.sql('DELETE FROM "$t_schedule" WHERE eta <= ?').run(timestamp).changes;
+    });
+  }
+
+  async scheduleSize(): Promise<number> {
+    return Number((this.sql('SELECT count(*) AS n FROM "$t_schedule"').get() as Row).n);
+  }
+
+  async scheduledItems(limit = -1): Promise<string[]> {
+    const rows = this.sql('SELECT data FROM "$t_schedule" ORDER BY eta, id LIMIT ?').all(limit) as Row[];
+    return rows.map((row) => String(row.data));
+  }
+
+  async flushSchedule(): Promise<void> {
+    this.sql('DELETE FROM "$t_schedule"').run();
+  }
+
+  // Key/value data. An expired row counts as absent; the next write to its key replaces it.
+  private static readonly LIVE = '(expires_at IS NULL OR expires_at > ?)';
+
+  async putData(key: string, value: string): Promise<void> {
+    this.sql('INSERT OR REPLACE INTO "$t_data" (key, value, expires_at) VALUES (?, ?, NULL)').run(key, value);
+  }
+
+  async putResult(id: string, value: string, ttlMs?: number): Promise<void> {
+    this.sql('INSERT OR REPLACE INTO "$t_data" (key, value, expires_at) VALUES (?, ?, ?)').run(id, value, ttlMs ? Date.now() + ttlMs : null);
+  }
+
+  async watchResult(): Promise<null> {
+    // Another process's write cannot be heard here: readers poll.
+    return null;
+  }
+
+  async peekData(key: string): Promise<string | null> {
+    const row = this.sql(`SELECT value FROM "$t_data" WHERE key = ? AND ${SqliteStorage.LIVE}`).get(key, Date.now()) as Row | undefined;
+    return row ? String(row.value) : null;
+  }
+
+  async popData(key: string): Promise<string | null> {
+    const row = this.sql(`DELETE FROM "$t_data" WHERE key = ? AND ${SqliteStorage.LIVE} RETURNING value`).get(key, Date.now()) as Row | undefined;
+    return row ? String(row.value) : null;
+  }
+
+  async putIfEmpty(key: string, value: string): Promise<boolean> {
+    // One statement: a live row blocks the insert; an expired one is replaced.
+    const result = this.sql(
+      `INSERT INTO "$t_data" (key, value, expires_at) VALUES (?, ?, NULL)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = NULL
+       WHERE expires_at IS NOT NULL AND expires_at <= ?`,
+    ).run(key, value, Date.now());
+    return result.changes === 1;
+  }
+
+  async deleteData(key: string): Promise<boolean> {
+    return this.sql(`DELETE FROM "$t_data" WHERE key = ? AND ${SqliteStorage.LIVE}`).run(key, Date.now()).changes > 0;
+  }
+
+  async deleteIfEqual(key: string, value: string): Promise<boolean> {
+    return this.sql('DELETE FROM "$t_data" WHERE key = ? AND value = ?').run(key, value).changes > 0;
+  }
+
+  async hasDataForKey(key: string): Promise<boolean> {
+    return (await this.peekData(key)) !== null;
+  }
+
+  async increment(key: string, by = 1): Promise<number> {
+    const row = this.sql(
+      `INSERT INTO "$t_data" (key, value) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value
+       RETURNING value`,
+    ).get(key, String(by)) as Row;
+    return Number(row.value);
+  }
+
+  async putIfGreater(key: string, value: number): Promise<boolean> {
+    const result = this.sql(
+      `INSERT INTO "$t_data" (key, value) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER)`,
+    ).run(key, String(value));
+    return result.changes === 1;
+  }
+
+  async resultStoreSize(): Promise<number> {
+    return Number((this.sql(`SELECT count(*) AS n FROM "$t_data" WHERE ${SqliteStorage.LIVE}`).get(Date.now()) as Row).n);
+  }
+
+  async resultItems(): Promise<Record<string, string>> {
+    const rows = this.sql(`SELECT key, value FROM "$t_data" WHERE ${SqliteStorage.LIVE}`).all(Date.now()) as Row[];
+    return Object.fromEntries(rows.map((row) => [String(row.key), String(row.value)]));
+  }
+
+  async flushResults(): Promise<void> {
+    this.sql('DELETE FROM "$t_data"').run();
+  }
+
+  async flushAll(): Promise<void> {
+    this.atomically(() => {
+      for (const table of ['queue', 'schedule', 'data', 'dead', 'leases']) this.sql(`DELETE FROM "$t_${table}"`).run();
+    });
+  }
+}
