@@ -1,9 +1,9 @@
-export { Huey, type HueyOptions, type RevokeOptions, type Outcome, type Hook, type PostHook, type LifecycleHook } from './huey.js';
+export { Huey, type HueyOptions, type StoredOutcome, type RevokeOptions, type Outcome, type Hook, type PostHook, type LifecycleHook } from './huey.js';
 export { RedisHuey, PriorityRedisHuey, SqliteHuey, MemoryHuey } from './flavors.js';
 export { Result, type GetOptions } from './result.js';
 export { ResultGroup } from './result-group.js';
-export { Signature, Pipeline, Group, Chord, group, chord, type CallOptions } from './signature.js';
-export type { TaskOptions, ScheduleOptions, TaskContext, TaskWrapper, TaskFactory, ContextTaskFactory, PeriodicTaskFactory, PeriodicSchedule, TaskArgs } from './task.js';
+export { Signature, Pipeline, Group, Chord, group, chord, type CallOptions, type ResultsOf } from './signature.js';
+export type { TaskOptions, ScheduleOptions, TaskContext, TaskWrapper, TaskFactory, ContextTaskFactory, PeriodicTaskFactory, PeriodicSchedule, TaskArgs, TaskDefinition } from './task.js';
 export type { Message } from './message.js';
 export type { TaskLock } from './lock.js';
 export type { RateLimit, RateLimitOptions } from './rate-limit.js';
