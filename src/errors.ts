@@ -110,3 +110,16 @@ export class WorkerDiedError extends HueyError {
 export class StorageError extends HueyError {
   override name = 'StorageError';
 }
+
+/** Describe anything a task threw, Error or not, as data the caller can read. */
+export function toRemoteError(error: unknown, task: { retries: number; name: string; id: string }): RemoteError {
+  const base = { retries: task.retries, taskName: task.name, taskId: task.id };
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack, ...base };
+  let text: string;
+  try {
+    text = typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error));
+  } catch {
+    text = String(error);
+  }
+  return { name: 'NonErrorThrown', message: `the task threw a non-Error value: ${text}`, ...base };
+}

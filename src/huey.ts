@@ -8,9 +8,9 @@ import {
   HueyError,
   RetryTask,
   SerializationError,
-  TaskError,
   TaskLockedError,
   TaskTimeout,
+  toRemoteError,
   UnknownTaskError,
   type RemoteError,
 } from './errors.js';
@@ -20,7 +20,7 @@ import { quietLogger, type Logger } from './logger.js';
 import { isMessage, type Message } from './message.js';
 import { Result } from './result.js';
 import type { ResultGroup } from './result-group.js';
-import { Chord, Group, Pipeline, resultsOf, Signature } from './signature.js';
+import { Chord, Group, Pipeline, resultsOf, settleFollowers, Signature } from './signature.js';
 import { JsonSerializer, type Serializer } from './serializer.js';
 import { Signals, type SignalHandler, type SignalName } from './signals.js';
 import { MemoryStorage } from './storage/memory.js';
@@ -396,8 +396,7 @@ export class Huey {
     let failure: unknown;
     let failed = false;
     try {
-      const running = definition.invoke(message, context);
-      value = message.timeout ? await withTimeout(running, message, abort) : await running;
+      value = await definition.invoke(message, context, abort);
     } catch (error) {
       if (error instanceof RetryTask) return this.retryWithoutCount(message, context, error);
       if (error instanceof RateLimitExceeded) return this.retryWithoutCount(message, context, error);
@@ -426,44 +425,10 @@ export class Huey {
 
     if (!failed) {
       await this.emit('complete', message, undefined, context);
-      await this.settleFollowers(message, { value });
+      await settleFollowers(this, message, { value });
       return { status: 'complete' };
     }
     return this.fail(message, failure, context);
-  }
-
-  /**
-   * After a run's final outcome: enqueue the pipeline's next step or the
-   * error handler, and count the run into its chord.
-   */
-  private async settleFollowers(message: Message, outcome: StoredOutcome<unknown>): Promise<void> {
-    if ('value' in outcome && message.onComplete) {
-      const next = message.onComplete;
-      await this.enqueue({ ...next, args: [...next.args, outcome.value] });
-    }
-    if ('error' in outcome && message.onError) {
-      const handler = message.onError;
-      await this.enqueue({ ...handler, args: [...handler.args, new TaskError(outcome.error)] });
-    }
-    if (message.chord) await this.countIntoChord(message, outcome);
-  }
-
-  /**
-   * Record a member's outcome once (a re-run at-least-once does not count
-   * twice), and let the member that completes the count enqueue the callback.
-   */
-  private async countIntoChord(message: Message, outcome: StoredOutcome<unknown>): Promise<void> {
-    const chord = message.chord!;
-    const slot = (i: number) => `chord.${chord.id}.${i}`;
-    if (!(await this.storage.putIfEmpty(slot(chord.index), this.serializer.serialize(outcome)))) return;
-    if ((await this.storage.increment(`chord.${chord.id}`)) !== chord.size) return;
-    const results: unknown[] = [];
-    for (let i = 0; i < chord.size; i++) {
-      const stored = this.serializer.deserialize((await this.storage.popData(slot(i))) ?? 'null') as StoredOutcome<unknown> | null;
-      results.push(stored === null ? undefined : 'value' in stored ? stored.value : new TaskError(stored.error));
-    }
-    await this.storage.deleteData(`chord.${chord.id}`);
-    await this.enqueue({ ...chord.callback, args: [...chord.callback.args, results] });
   }
 
   /**
@@ -478,9 +443,9 @@ export class Huey {
       await this.retry(message, context, error);
       return { status: 'retrying', error };
     }
-    const remote = remoteError(error, message);
+    const remote = toRemoteError(error, message);
     if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message.id, { error: remote });
-    await this.settleFollowers(message, { error: remote });
+    await settleFollowers(this, message, { error: remote });
     return { status: signal === 'locked' ? 'locked' : 'failed', error };
   }
 
@@ -693,37 +658,6 @@ export class Huey {
   }
 }
 
-/**
- * Race a run against its timeout. On time-out the run's signal is aborted so
- * a task that listens can stop; one that does not keeps running in the
- * background (its late outcome is ignored) until its worker is replaced.
- */
-function withTimeout(running: Promise<unknown>, message: Message, abort: AbortController): Promise<unknown> {
-  const error = new TaskTimeout(`task ${message.name} ${message.id} ran past its timeout of ${message.timeout}s`);
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      abort.abort(error);
-      reject(error);
-    }, message.timeout! * 1000);
-  });
-  running.catch(() => {}); // a late failure after the timeout is not an unhandled rejection
-  return Promise.race([running, timedOut]).finally(() => clearTimeout(timer));
-}
-
 function errorText(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
-
-/** Describe anything a task threw, Error or not, as data the caller can read. */
-export function remoteError(error: unknown, message: Message): RemoteError {
-  const base = { retries: message.retries, taskName: message.name, taskId: message.id };
-  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack, ...base };
-  let text: string;
-  try {
-    text = typeof error === 'string' ? error : JSON.stringify(error) ?? String(error);
-  } catch {
-    text = String(error);
-  }
-  return { name: 'NonErrorThrown', message: `the task threw a non-Error value: ${text}`, ...base };
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { TaskLockedError } from './errors.js';
+import { wrapperAndDecorator } from './around.js';
 import type { Storage } from './storage/storage.js';
 
 /** Where locks live in the storage's key/value data, beside results. */
@@ -51,24 +52,7 @@ export function createTaskLock(storage: () => Storage, name: string): TaskLock {
     }
   };
 
-  function lock(...params: unknown[]): any {
-    if (params.length === 1) {
-      const fn = params[0] as (...args: unknown[]) => unknown;
-      return Object.defineProperty(
-        function (this: unknown, ...args: unknown[]) {
-          return run(() => fn.apply(this, args));
-        },
-        'name',
-        { value: fn.name },
-      );
-    }
-    const descriptor = params[2] as PropertyDescriptor;
-    const method = descriptor.value as (...args: unknown[]) => unknown;
-    descriptor.value = lock(method);
-    return descriptor;
-  }
-
-  return Object.assign(lock as TaskLock, {
+  return Object.assign(wrapperAndDecorator(run) as TaskLock, {
     lockName: name,
     run,
     acquire,

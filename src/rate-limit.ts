@@ -1,4 +1,5 @@
 import { RateLimitExceeded } from './errors.js';
+import { wrapperAndDecorator } from './around.js';
 import type { Storage } from './storage/storage.js';
 
 export interface RateLimitOptions {
@@ -52,21 +53,5 @@ export function createRateLimit(storage: () => Storage, name: string, options: R
     return fn();
   };
 
-  function limited(...params: unknown[]): any {
-    if (params.length === 1) {
-      const fn = params[0] as (...args: unknown[]) => unknown;
-      return Object.defineProperty(
-        function (this: unknown, ...args: unknown[]) {
-          return run(() => fn.apply(this, args));
-        },
-        'name',
-        { value: fn.name },
-      );
-    }
-    const descriptor = params[2] as PropertyDescriptor;
-    descriptor.value = limited(descriptor.value);
-    return descriptor;
-  }
-
-  return Object.assign(limited as RateLimit, { limitName: name, options: { ...options }, run, acquire });
+  return Object.assign(wrapperAndDecorator(run) as RateLimit, { limitName: name, options: { ...options }, run, acquire });
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { TaskError } from './errors.js';
-import type { Huey } from './huey.js';
+import { TaskError } from './errors.js';
+import type { Huey, StoredOutcome } from './huey.js';
 import type { Message } from './message.js';
 import { Result } from './result.js';
 import { ResultGroup } from './result-group.js';
@@ -131,4 +131,41 @@ export function resultsOf(huey: Huey, messages: Message[], enqueued: Promise<unk
     messages.map((message) => new Result(huey, message.id, enqueued.then(() => undefined), message)),
     enqueued,
   );
+}
+
+/**
+ * After a run's final outcome: enqueue its pipeline's next step (with the
+ * value appended) or its error handler (with the TaskError appended), and
+ * count it into its chord.
+ */
+export async function settleFollowers(huey: Huey, message: Message, outcome: StoredOutcome<unknown>): Promise<void> {
+  if ('value' in outcome && message.onComplete) {
+    const next = message.onComplete;
+    await huey.enqueue({ ...next, args: [...next.args, outcome.value] });
+  }
+  if ('error' in outcome && message.onError) {
+    const handler = message.onError;
+    await huey.enqueue({ ...handler, args: [...handler.args, new TaskError(outcome.error)] });
+  }
+  if (message.chord) await countIntoChord(huey, message, outcome);
+}
+
+/**
+ * Record a member's outcome once (a re-run under at-least-once delivery does
+ * not count twice), and let the member that completes the count enqueue the
+ * callback with every member's result.
+ */
+async function countIntoChord(huey: Huey, message: Message, outcome: StoredOutcome<unknown>): Promise<void> {
+  const { storage, serializer } = huey;
+  const chord = message.chord!;
+  const slot = (i: number) => `chord.${chord.id}.${i}`;
+  if (!(await storage.putIfEmpty(slot(chord.index), serializer.serialize(outcome)))) return;
+  if ((await storage.increment(`chord.${chord.id}`)) !== chord.size) return;
+  const results: unknown[] = [];
+  for (let i = 0; i < chord.size; i++) {
+    const stored = serializer.deserialize((await storage.popData(slot(i))) ?? 'null') as StoredOutcome<unknown> | null;
+    results.push(stored === null ? undefined : 'value' in stored ? stored.value : new TaskError(stored.error));
+  }
+  await storage.deleteData(`chord.${chord.id}`);
+  await huey.enqueue({ ...chord.callback, args: [...chord.callback.args, results] });
 }

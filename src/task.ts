@@ -1,4 +1,5 @@
 import type { DateTime } from 'luxon';
+import { TaskTimeout } from './errors.js';
 import type { Huey, RevokeOptions } from './huey.js';
 import type { Message } from './message.js';
 import type { Result } from './result.js';
@@ -147,12 +148,34 @@ export class TaskDefinition {
     };
   }
 
-  /** Run the function for `message`, passing the context when the task asked for it. */
-  invoke(message: Message, context: TaskContext): Promise<unknown> {
+  /**
+   * Run the function for `message`, passing the context when the task asked
+   * for it, within the message's timeout (aborting `abort` when it passes).
+   */
+  invoke(message: Message, context: TaskContext, abort?: AbortController): Promise<unknown> {
     const args = this.options.context ? [...message.args, context] : message.args;
     // An async function's rejection and a sync function's throw both become a rejected promise.
-    return new Promise((resolve) => resolve(this.fn.apply(this.thisArg(), args)));
+    const running = new Promise((resolve) => resolve(this.fn.apply(this.thisArg(), args)));
+    return message.timeout && abort ? withTimeout(running, message, abort) : running;
   }
+}
+
+/**
+ * Race a run against its timeout. On time-out the run's signal is aborted so
+ * a task that listens can stop; one that does not keeps running in the
+ * background (its late outcome is ignored) until its worker is replaced.
+ */
+function withTimeout(running: Promise<unknown>, message: Message, abort: AbortController): Promise<unknown> {
+  const error = new TaskTimeout(`task ${message.name} ${message.id} ran past its timeout of ${message.timeout}s`);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      abort.abort(error);
+      reject(error);
+    }, message.timeout! * 1000);
+  });
+  running.catch(() => {}); // a late failure after the timeout is not an unhandled rejection
+  return Promise.race([running, timedOut]).finally(() => clearTimeout(timer));
 }
 
 function etaOf(call: Partial<ScheduleOptions<unknown[]>>, now: number): number | null {
