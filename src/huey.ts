@@ -24,7 +24,7 @@ import { Chord, Group, Pipeline, resultsOf, settleFollowers, Signature } from '.
 import { JsonSerializer, type Serializer } from './serializer.js';
 import { Signals, type SignalHandler, type SignalName } from './signals.js';
 import { MemoryStorage } from './storage/memory.js';
-import type { Storage } from './storage/storage.js';
+import type { Claim, Storage } from './storage/storage.js';
 import {
   contextOf,
   TaskDefinition,
@@ -367,9 +367,19 @@ export class Huey {
   /**
    * Run one message: the heart of the queue. Checks expiry and revocation,
    * runs hooks and the task, stores the result, and re-enqueues a retry.
-   * Throws only for a message this process cannot run (an unknown task).
+   * Given the worker's `claim`, it also acks it once the run is settled
+   * (with the result, in one storage step, when nothing else must be
+   * enqueued first). Throws only for a message this process cannot run (an
+   * unknown task) or a storage failure, and then leaves the claim unacked.
    */
-  async execute(message: Message, now = Date.now()): Promise<Outcome> {
+  async execute(message: Message, now = Date.now(), claim?: Claim): Promise<Outcome> {
+    const settle = claim ? { claim, acked: false } : undefined;
+    const outcome = await this.run(message, now, settle);
+    if (settle && !settle.acked) await this.storage.ack(settle.claim);
+    return outcome;
+  }
+
+  private async run(message: Message, now: number, settle?: { claim: Claim; acked: boolean }): Promise<Outcome> {
     const definition = this.registry.get(message.name);
     if (!definition) throw new UnknownTaskError(message.name);
     const abort = new AbortController();
@@ -407,7 +417,10 @@ export class Huey {
 
     if (!failed && this.results && !definition.periodic && (value != null || this.storeNone)) {
       try {
-        await this.storeOutcome(message.id, { value });
+        // The ack may ride along with the result unless a follower must be enqueued before it.
+        const ackNow = settle && !message.onComplete && !message.chord;
+        await this.storeOutcome(message.id, { value }, ackNow ? settle.claim : undefined);
+        if (ackNow) settle.acked = true;
       } catch (error) {
         if (!(error instanceof SerializationError)) throw error;
         failed = true;
@@ -485,8 +498,8 @@ export class Huey {
 
   // ---- results ----
 
-  private async storeOutcome(id: string, outcome: StoredOutcome<unknown>): Promise<void> {
-    await this.storage.putResult(id, this.serializer.serialize(outcome), this.resultTtl === undefined ? undefined : this.resultTtl * 1000);
+  private async storeOutcome(id: string, outcome: StoredOutcome<unknown>, ack?: Claim): Promise<void> {
+    await this.storage.putResult(id, this.serializer.serialize(outcome), this.resultTtl === undefined ? undefined : this.resultTtl * 1000, ack);
   }
 
   /** The stored outcome of task `id`, removed unless `preserve`; undefined while there is none. */
@@ -536,13 +549,17 @@ export class Huey {
     return this.checkRevoked(revokeTaskKey(name), Date.now(), true);
   }
 
+  /** Both flags that can stop a run, read in one round trip: the common case is that neither is set. */
   private async isRevokedMessage(message: Message, now: number): Promise<boolean> {
-    return (await this.checkRevoked(revokeKey(message.id), now, false)) || this.checkRevoked(revokeTaskKey(message.name), now, false);
+    const keys = [revokeKey(message.id), revokeTaskKey(message.name)];
+    const [byId, byTask] = await this.storage.peekDataMany(keys);
+    if (byId === null && byTask === null) return false;
+    return (await this.checkRevoked(keys[0]!, now, false, byId)) || this.checkRevoked(keys[1]!, now, false, byTask);
   }
 
   /** Read a revocation flag; a worker's read uses up revoke-once, and a lapsed revoke-until is removed. */
-  private async checkRevoked(key: string, now: number, peek: boolean): Promise<boolean> {
-    const data = await this.storage.peekData(key);
+  private async checkRevoked(key: string, now: number, peek: boolean, known?: string | null): Promise<boolean> {
+    const data = known === undefined ? await this.storage.peekData(key) : known;
     if (data === null) return false;
     const flag = this.serializer.deserialize(data) as { once: boolean; until: number | null };
     if (flag.until !== null && now >= flag.until) {

@@ -155,12 +155,12 @@ export class Worker {
     this.onStart?.(message);
     let outcome: Outcome;
     try {
-      outcome = await huey.execute(message);
+      // Settles the claim too: stored result and ack in one step where it can.
+      outcome = await huey.execute(message, Date.now(), claim);
     } finally {
       this.current = null;
       this.onFinish?.(message);
     }
-    await huey.storage.ack(claim);
     this.log(message, outcome, performance.now() - started);
     return outcome;
   }

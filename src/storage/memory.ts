@@ -178,7 +178,8 @@ export class MemoryStorage implements Storage {
     this.data.set(key, value);
   }
 
-  async putResult(id: string, value: string, ttlMs?: number): Promise<void> {
+  async putResult(id: string, value: string, ttlMs?: number, ack?: Claim): Promise<void> {
+    if (ack) await this.ack(ack);
     this.data.set(id, value);
     if (ttlMs) this.expiries.set(id, Date.now() + ttlMs);
     else this.expiries.delete(id);
@@ -207,6 +208,10 @@ export class MemoryStorage implements Storage {
 
   async peekData(key: string): Promise<string | null> {
     return this.live(key) ? this.data.get(key)! : null;
+  }
+
+  async peekDataMany(keys: readonly string[]): Promise<Array<string | null>> {
+    return keys.map((key) => (this.live(key) ? this.data.get(key)! : null));
   }
 
   async popData(key: string): Promise<string | null> {

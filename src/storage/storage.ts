@@ -96,8 +96,9 @@ export interface Storage {
   /**
    * Store a task's result under its id (kept `ttlMs` when given, for good
    * otherwise; read it with peekData/popData) and notify watchers of that id.
+   * With `ack`, also ack that claim in the same step.
    */
-  putResult(id: string, value: string, ttlMs?: number): Promise<void>;
+  putResult(id: string, value: string, ttlMs?: number, ack?: Claim): Promise<void>;
   /**
    * Call `listener` whenever a result for `id` is stored. Resolves once the
    * storage is listening, to a function that stops listening; a reader that
@@ -107,6 +108,8 @@ export interface Storage {
   watchResult(id: string, listener: () => void): Promise<(() => void) | null>;
   /** The value at `key`, or null. */
   peekData(key: string): Promise<string | null>;
+  /** The values at `keys` (written with putData), null where empty, in one round trip. */
+  peekDataMany(keys: readonly string[]): Promise<Array<string | null>>;
   /** The value at `key` (null if none), removed in the same step. */
   popData(key: string): Promise<string | null>;
   /** Set `key` only if it is empty. True when this call set it. */

@@ -178,6 +178,7 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.equal(await storage.peekData('k'), null);
       assert.equal(await storage.hasDataForKey('k'), false);
       await storage.putData('d', '1');
+      assert.deepEqual(await storage.peekDataMany(['d', 'none', 'd']), ['1', null, '1']);
       assert.equal(await storage.deleteData('d'), true);
       assert.equal(await storage.deleteData('d'), false);
     });
@@ -212,6 +213,12 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       while ((await storage.peekData('task-3')) !== null) assert.ok(Date.now() < deadline + 2000, 'a result with a time to live goes away');
       assert.equal(await storage.popData('task-1'), 'again');
       assert.equal(await storage.popData('task-1'), null);
+      // A result can ack its claim in the same step.
+      await storage.enqueue('task-5 message');
+      const claim = await storage.dequeue('w-result');
+      await storage.putResult('task-5', 'done', undefined, claim!);
+      assert.deepEqual(await storage.claimed('w-result'), []);
+      assert.equal(await storage.popData('task-5'), 'done');
       await storage.putResult('task-4', 'popped before it expired', 60_000);
       assert.equal(await storage.popData('task-4'), 'popped before it expired');
       assert.equal(await storage.peekData('task-4'), null);

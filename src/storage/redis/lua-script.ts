@@ -37,7 +37,7 @@ export const scripts = {
   deleteIfEqual: new LuaScript('delete-if-equal-1'),
   popData: new LuaScript('pop-data-2'),
   peekData: new LuaScript('peek-data-2'),
-  putResult: new LuaScript('put-result-3'),
+  putResult: new LuaScript('put-result-4'),
   putIfGreater: new LuaScript('put-if-greater-1'),
   renewLeases: new LuaScript('renew-leases-1'),
   expiredLeases: new LuaScript('expired-leases-1'),

@@ -336,10 +336,11 @@ export class RedisStorage implements Storage {
     });
   }
 
-  async putResult(id: string, value: string, ttlMs = 0): Promise<void> {
+  async putResult(id: string, value: string, ttlMs = 0, ack?: Claim): Promise<void> {
     return this.guard(async () => {
-      const keys = [this.keys.data, this.keys.result(id), this.keys.resultsChannel];
-      await scripts.putResult.run(await this.ready(), keys, [id, value, Math.ceil(ttlMs)]);
+      const claimed = ack ? this.keys.claimed(ack.workerId) : this.keys.queue;
+      const keys = [this.keys.data, this.keys.result(id), this.keys.resultsChannel, claimed];
+      await scripts.putResult.run(await this.ready(), keys, [id, value, Math.ceil(ttlMs), ack ? (ack.receipt ?? ack.data) : '']);
     });
   }
 
@@ -377,6 +378,14 @@ export class RedisStorage implements Storage {
   async peekData(key: string): Promise<string | null> {
     return this.guard(async () => {
       return ((await scripts.peekData.run(await this.ready(), [this.keys.data, this.keys.result(key)], [key])) as string | null) ?? null;
+    });
+  }
+
+  async peekDataMany(keys: readonly string[]): Promise<Array<string | null>> {
+    return this.guard(async () => {
+      // Values written with putData live in the hash; only results with a time to live do not.
+      const values = await (await this.ready()).hmGet(this.keys.data, [...keys]);
+      return values.map((value) => value ?? null);
     });
   }
 

@@ -238,8 +238,11 @@ export class SqliteStorage implements Storage {
     this.sql('INSERT OR REPLACE INTO "$t_data" (key, value, expires_at) VALUES (?, ?, NULL)').run(key, value);
   }
 
-  async putResult(id: string, value: string, ttlMs?: number): Promise<void> {
-    this.sql('INSERT OR REPLACE INTO "$t_data" (key, value, expires_at) VALUES (?, ?, ?)').run(id, value, ttlMs ? Date.now() + ttlMs : null);
+  async putResult(id: string, value: string, ttlMs?: number, ack?: Claim): Promise<void> {
+    this.atomically(() => {
+      this.sql('INSERT OR REPLACE INTO "$t_data" (key, value, expires_at) VALUES (?, ?, ?)').run(id, value, ttlMs ? Date.now() + ttlMs : null);
+      if (ack) this.sql('DELETE FROM "$t_queue" WHERE id = ? AND owner = ?').run(Number(ack.receipt), ack.workerId);
+    });
   }
 
   async watchResult(): Promise<null> {
@@ -250,6 +253,12 @@ export class SqliteStorage implements Storage {
   async peekData(key: string): Promise<string | null> {
     const row = this.sql(`SELECT value FROM "$t_data" WHERE key = ? AND ${SqliteStorage.LIVE}`).get(key, Date.now()) as Row | undefined;
     return row ? String(row.value) : null;
+  }
+
+  async peekDataMany(keys: readonly string[]): Promise<Array<string | null>> {
+    const values: Array<string | null> = [];
+    for (const key of keys) values.push(await this.peekData(key));
+    return values;
   }
 
   async popData(key: string): Promise<string | null> {

@@ -1,0 +1,244 @@
+// huey-ts and BullMQ side by side on one redis-server of the bench's own
+// (persistence off), scenario by scenario, alternating, several rounds;
+// prints medians and the ratio huey-ts / BullMQ, and writes bench/RESULTS.md.
+//   npm run bench -- [rounds=3]
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { Queue, Worker as BullWorker } from 'bullmq';
+import { Redis as IORedis } from 'ioredis';
+import { createClient } from 'redis';
+import { RedisHuey } from '../src/index.js';
+import { Consumer } from '../src/consumer/consumer.js';
+import { startRedis } from '../test/support/redis-server.js';
+
+const ROUNDS = Number(process.argv[2] ?? 3);
+const SIZES = { one: 3000, bulk: 10_000, drain: 20_000, latency: 300, memory: 10_000 };
+
+const redis = await startRedis();
+const admin = createClient({ url: redis.url });
+await admin.connect();
+const payload = (n: number) => ({ n, text: 'hello', tags: ['a', 'b'] });
+
+/** One library under test: how to enqueue, how to run workers, how to wait for N completions. */
+interface Side {
+  name: string;
+  enqueueOne(n: number): Promise<void>;
+  enqueueBulk(ns: number[]): Promise<void>;
+  startWorkers(concurrency: number): Promise<void>;
+  stopWorkers(): Promise<void>;
+  completed(): number;
+  close(): Promise<void>;
+}
+
+const starts = new Map<number, number>();
+
+function hueySide(): Side {
+  const huey = new RedisHuey('bench', { url: redis.url });
+  let done = 0;
+  huey.signal('complete')(() => void done++);
+  const noop = huey.task()(function noop(data: { n: number }) {
+    starts.set(data.n, performance.now());
+    return { ok: data.n };
+  });
+  let consumer: Consumer | undefined;
+  return {
+    name: 'huey-ts',
+    enqueueOne: async (n) => void (await noop.enqueue(payload(n))),
+    enqueueBulk: async (ns) => void (await noop.map(ns.map((n) => [payload(n)] as [ReturnType<typeof payload>])).enqueued),
+    startWorkers: async (concurrency) => {
+      consumer = new Consumer(huey, { workers: concurrency, periodic: false });
+      await consumer.start();
+      await huey.connect();
+    },
+    stopWorkers: async () => {
+      await consumer?.stop({ graceful: true });
+      consumer = undefined;
+      await huey.connect();
+    },
+    completed: () => done,
+    close: () => huey.close(),
+  };
+}
+
+function bullSide(): Side {
+  const connection = new IORedis(redis.url, { maxRetriesPerRequest: null });
+  const queue = new Queue('bench', { connection });
+  let done = 0;
+  let worker: BullWorker | undefined;
+  return {
+    name: 'BullMQ',
+    enqueueOne: async (n) => void (await queue.add('noop', payload(n))),
+    enqueueBulk: async (ns) => void (await queue.addBulk(ns.map((n) => ({ name: 'noop', data: payload(n) })))),
+    startWorkers: async (concurrency) => {
+      worker = new BullWorker(
+        'bench',
+        async (job) => {
+          starts.set(job.data.n, performance.now());
+          return { ok: job.data.n };
+        },
+        { connection: new IORedis(redis.url, { maxRetriesPerRequest: null }), concurrency },
+      );
+      worker.on('completed', () => void done++);
+      await worker.waitUntilReady();
+    },
+    stopWorkers: async () => {
+      await worker?.close();
+      worker = undefined;
+    },
+    completed: () => done,
+    close: async () => {
+      await queue.close();
+      connection.disconnect();
+    },
+  };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 2));
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+
+type Scenario = { name: string; unit: string; higherIsBetter: boolean; run: (side: Side) => Promise<number> };
+
+const drain = (concurrency: number): Scenario['run'] => async (side) => {
+  await side.enqueueBulk(range(SIZES.drain));
+  const before = side.completed();
+  const started = performance.now();
+  await side.startWorkers(concurrency);
+  await until(() => side.completed() - before >= SIZES.drain);
+  const seconds = (performance.now() - started) / 1000;
+  await side.stopWorkers();
+  return SIZES.drain / seconds;
+};
+
+const scenarios: Scenario[] = [
+  {
+    name: '1. enqueue one at a time, awaited',
+    unit: 'tasks/s',
+    higherIsBetter: true,
+    run: async (side) => {
+      const started = performance.now();
+      for (const n of range(SIZES.one)) await side.enqueueOne(n);
+      return SIZES.one / ((performance.now() - started) / 1000);
+    },
+  },
+  {
+    name: '2. bulk enqueue of 10,000',
+    unit: 'tasks/s',
+    higherIsBetter: true,
+    run: async (side) => {
+      const started = performance.now();
+      await side.enqueueBulk(range(SIZES.bulk));
+      return SIZES.bulk / ((performance.now() - started) / 1000);
+    },
+  },
+  { name: '3a. drain 20,000, one worker, concurrency 1', unit: 'tasks/s', higherIsBetter: true, run: drain(1) },
+  { name: '3b. drain 20,000, concurrency 50', unit: 'tasks/s', higherIsBetter: true, run: drain(50) },
+  {
+    name: '5a. latency enqueue → start, idle (p50)',
+    unit: 'ms',
+    higherIsBetter: false,
+    run: async (side) => {
+      await side.startWorkers(1);
+      const latencies: number[] = [];
+      for (const n of range(SIZES.latency)) {
+        const id = 1_000_000 + n;
+        const sent = performance.now();
+        await side.enqueueOne(id);
+        await until(() => starts.has(id));
+        latencies.push(starts.get(id)! - sent);
+      }
+      await side.stopWorkers();
+      p99s.set(side.name, percentile(latencies, 0.99));
+      return median(latencies);
+    },
+  },
+  { name: '5b. latency enqueue → start, idle (p99)', unit: 'ms', higherIsBetter: false, run: async (side) => p99s.get(side.name) ?? NaN },
+  {
+    name: '6a. Redis memory per queued task',
+    unit: 'bytes',
+    higherIsBetter: false,
+    run: async (side) => {
+      const used = async () => Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1]);
+      const before = await used();
+      await side.enqueueBulk(range(SIZES.memory));
+      return (await used()) - before > 0 ? ((await used()) - before) / SIZES.memory : 0;
+    },
+  },
+  {
+    name: '6b. Redis commands per task (enqueue one + run)',
+    unit: 'commands',
+    higherIsBetter: false,
+    run: async (side) => {
+      await admin.configResetStat();
+      const n = 1000;
+      await side.startWorkers(1);
+      const before = side.completed();
+      for (const i of range(n)) await side.enqueueOne(2_000_000 + i);
+      await until(() => side.completed() - before >= n);
+      await side.stopWorkers();
+      const stats = await admin.info('commandstats');
+      let calls = 0;
+      for (const match of stats.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)) {
+        // Blocking waits that time out and the bench's own INFO calls are not per-task work.
+        if (!['info', 'config|resetstat', 'blmove', 'bzpopmin', 'brpoplpush'].includes(match[1]!)) calls += Number(match[2]);
+      }
+      return calls / n;
+    },
+  },
+];
+/** The p99 of the latest 5a run of each side, reported as its own row. */
+const p99s = new Map<string, number>();
+
+const results = new Map<string, { huey: number[]; bull: number[] }>();
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const scenario of scenarios) {
+    const entry = results.get(scenario.name) ?? { huey: [], bull: [] };
+    // Alternate which side goes first, so neither always meets a warmer Redis.
+    const order = round % 2 === 1 ? (['huey', 'bull'] as const) : (['bull', 'huey'] as const);
+    for (const which of order) {
+      await admin.flushAll();
+      starts.clear();
+      const side = which === 'huey' ? hueySide() : bullSide();
+      const value = await scenario.run(side);
+      await side.close();
+      entry[which].push(value);
+    }
+    results.set(scenario.name, entry);
+    process.stderr.write(`round ${round}: ${scenario.name} done\n`);
+  }
+}
+
+const redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))![1];
+const ceiling = execFileSync('redis-benchmark', ['-p', String(redis.port), '-n', '100000', '-q', '-t', 'lpush,rpop,set'], { encoding: 'utf8' })
+  .split(/\r|\n/)
+  .filter((line) => /requests per second/.test(line))
+  .map((line) => line.trim());
+await admin.close();
+await redis.close();
+
+const format = (x: number) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2));
+const rows = scenarios.map((scenario) => {
+  const { huey, bull } = results.get(scenario.name)!;
+  const h = median(huey);
+  const b = median(bull);
+  const ratio = b === 0 ? NaN : h / b;
+  return `| ${scenario.name} | ${scenario.unit} | ${format(h)} | ${format(b)} | ${ratio.toFixed(2)}${scenario.higherIsBetter ? '' : ' (lower is better)'} |`;
+});
+const table = [
+  `Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}; Node ${process.version}; Redis ${redisVersion}; ${ROUNDS} rounds, medians.`,
+  '',
+  '| scenario | unit | huey-ts | BullMQ | huey-ts / BullMQ |',
+  '| --- | --- | --- | --- | --- |',
+  ...rows,
+  '',
+  `Ceiling, \`redis-benchmark -n 100000 -t lpush,rpop,set\` on the same server (one connection per client, no pipelining): ${ceiling.join('; ')}.`,
+].join('\n');
+console.log(table);
+writeFileSync(new URL('./RESULTS.md', import.meta.url), `# Benchmark results\n\nWritten by \`npm run bench\`.\n\n${table}\n`);
+process.exit(0);
