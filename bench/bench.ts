@@ -11,6 +11,7 @@ import { Redis as IORedis } from 'ioredis';
 import { createClient } from 'redis';
 import { RedisHuey } from '../src/index.js';
 import { Consumer } from '../src/consumer/consumer.js';
+import { Spawned, startConsumer } from '../test/support/processes.js';
 import { startRedis } from '../test/support/redis-server.js';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
@@ -24,6 +25,10 @@ const payload = (n: number) => ({ n, text: 'hello', tags: ['a', 'b'] });
 /** One library under test: how to enqueue, how to run workers, how to wait for N completions. */
 interface Side {
   name: string;
+  /** Start 4 worker processes, ready to take work; resolves to a function that stops them. */
+  startProcesses(): Promise<() => Promise<void>>;
+  /** Tasks finished by any process, read from Redis. */
+  finishedInRedis(): Promise<number>;
   enqueueOne(n: number): Promise<void>;
   enqueueBulk(ns: number[]): Promise<void>;
   startWorkers(concurrency: number): Promise<void>;
@@ -45,6 +50,17 @@ function hueySide(): Side {
   let consumer: Consumer | undefined;
   return {
     name: 'huey-ts',
+    startProcesses: async () => {
+      const consumer = startConsumer(['bench/bench-tasks.huey', '-w', '4', '-k', 'process', '-q'], { REDIS_URL: redis.url });
+      // The consumer process and its 4 workers each load the module once.
+      await until(() => (consumer.output.match(/bench module loaded/g) ?? []).length >= 5 || consumer.child.exitCode !== null, true);
+      if (consumer.child.exitCode !== null) throw new Error(`consumer exited:\n${consumer.output}`);
+      return async () => {
+        consumer.child.kill('SIGTERM');
+        await consumer.exited();
+      };
+    },
+    finishedInRedis: () => huey.storage.resultStoreSize(),
     enqueueOne: async (n) => void (await noop.enqueue(payload(n))),
     enqueueBulk: async (ns) => void (await noop.map(ns.map((n) => [payload(n)] as [ReturnType<typeof payload>])).enqueued),
     startWorkers: async (concurrency) => {
@@ -69,6 +85,14 @@ function bullSide(): Side {
   let worker: BullWorker | undefined;
   return {
     name: 'BullMQ',
+    startProcesses: async () => {
+      const workers = Array.from({ length: 4 }, () => new Spawned(process.execPath, ['--import', 'tsx', 'bench/bull-worker.ts'], { REDIS_URL: redis.url }));
+      await Promise.all(workers.map((w) => w.waitFor(/ready/, 30_000)));
+      return async () => {
+        await Promise.all(workers.map((w) => (w.child.kill('SIGTERM'), w.exited())));
+      };
+    },
+    finishedInRedis: async () => (await queue.getJobCounts('completed')).completed ?? 0,
     enqueueOne: async (n) => void (await queue.add('noop', payload(n))),
     enqueueBulk: async (ns) => void (await queue.addBulk(ns.map((n) => ({ name: 'noop', data: payload(n) })))),
     startWorkers: async (concurrency) => {
@@ -95,8 +119,8 @@ function bullSide(): Side {
   };
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 2));
+async function until(condition: () => boolean | Promise<boolean>, slow = false): Promise<void> {
+  while (!(await condition())) await new Promise((resolve) => setTimeout(resolve, slow ? 20 : 2));
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -139,6 +163,20 @@ const scenarios: Scenario[] = [
   },
   { name: '3a. drain 20,000, one worker, concurrency 1', unit: 'tasks/s', higherIsBetter: true, run: drain(1) },
   { name: '3b. drain 20,000, concurrency 50', unit: 'tasks/s', higherIsBetter: true, run: drain(50) },
+  {
+    name: '4. drain 20,000, 4 worker processes',
+    unit: 'tasks/s',
+    higherIsBetter: true,
+    run: async (side) => {
+      const stop = await side.startProcesses();
+      const started = performance.now();
+      await side.enqueueBulk(range(SIZES.drain));
+      await until(async () => (await side.finishedInRedis()) >= SIZES.drain, true);
+      const seconds = (performance.now() - started) / 1000;
+      await stop();
+      return SIZES.drain / seconds;
+    },
+  },
   {
     name: '5a. latency enqueue → start, idle (p50)',
     unit: 'ms',
@@ -195,9 +233,13 @@ const scenarios: Scenario[] = [
 /** The p99 of the latest 5a run of each side, reported as its own row. */
 const p99s = new Map<string, number>();
 
+// BENCH_ONLY=3,4 runs only the scenarios whose names start with those numbers.
+const only = process.env.BENCH_ONLY?.split(',');
+const chosen = only ? scenarios.filter((scenario) => only.some((prefix) => scenario.name.startsWith(prefix))) : scenarios;
+
 const results = new Map<string, { huey: number[]; bull: number[] }>();
 for (let round = 1; round <= ROUNDS; round++) {
-  for (const scenario of scenarios) {
+  for (const scenario of chosen) {
     const entry = results.get(scenario.name) ?? { huey: [], bull: [] };
     // Alternate which side goes first, so neither always meets a warmer Redis.
     const order = round % 2 === 1 ? (['huey', 'bull'] as const) : (['bull', 'huey'] as const);
@@ -223,7 +265,7 @@ await admin.close();
 await redis.close();
 
 const format = (x: number) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2));
-const rows = scenarios.map((scenario) => {
+const rows = chosen.map((scenario) => {
   const { huey, bull } = results.get(scenario.name)!;
   const h = median(huey);
   const b = median(bull);

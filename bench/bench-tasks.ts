@@ -1,0 +1,12 @@
+// The bench's task for worker processes: `huey-consumer bench/bench-tasks.huey -k process`.
+import { RedisHuey } from '../src/index.js';
+
+export const huey = new RedisHuey('bench', { url: process.env.REDIS_URL });
+
+export const noop = huey.task()(function noop(data: { n: number }) {
+  return { ok: data.n };
+});
+
+// The bench runs the consumer with -q (no per-task log lines, as BullMQ writes none), so it
+// learns that the consumer and each of its worker processes have loaded this module from here.
+console.log(`bench module loaded (pid ${process.pid})`);
