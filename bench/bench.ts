@@ -64,7 +64,7 @@ function hueySide(): Side {
     enqueueOne: async (n) => void (await noop.enqueue(payload(n))),
     enqueueBulk: async (ns) => void (await noop.map(ns.map((n) => [payload(n)] as [ReturnType<typeof payload>])).enqueued),
     startWorkers: async (concurrency) => {
-      consumer = new Consumer(huey, { workers: concurrency, periodic: false });
+      consumer = new Consumer(huey, { workers: concurrency, periodic: false, prefetchWindow: 0.05 });
       await consumer.start();
       await huey.connect();
     },

@@ -123,10 +123,44 @@ function decode(value: Json): unknown {
   }
 }
 
+/** Deeper than this, the fast check gives up and `encode` judges (it reports cycles clearly). */
+const PLAIN_DEPTH_LIMIT = 64;
+
+/**
+ * True when JSON.stringify alone writes `value` faithfully: only strings,
+ * finite numbers, booleans, null, arrays and plain objects without a "$t"
+ * key. Most task arguments and results are like this, and skipping `encode`
+ * for them saves a copy of every object (a worker's main cost after Redis).
+ */
+function isPlainJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case 'object': {
+      if (value === null) return true;
+      if (depth >= PLAIN_DEPTH_LIMIT) return false;
+      if (Array.isArray(value)) {
+        for (const item of value) if (!isPlainJson(item, depth + 1)) return false;
+        return true;
+      }
+      if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+      for (const key of Object.keys(value)) {
+        if (key === TAG || !isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 /** The default serializer: JSON that round-trips Date, BigInt, Map, Set, Buffer, Uint8Array, Error and undefined. */
 export class JsonSerializer implements Serializer {
   serialize(value: unknown): string {
-    return JSON.stringify(encode(value, '', new Set()));
+    return JSON.stringify(isPlainJson(value, 0) ? value : encode(value, '', new Set()));
   }
 
   deserialize(text: string): unknown {
@@ -136,6 +170,7 @@ export class JsonSerializer implements Serializer {
     } catch (error) {
       throw new SerializationError(`payload is not valid JSON: ${(error as Error).message}`);
     }
-    return decode(parsed);
+    // Without a tag anywhere in the text, the parsed value is already the answer.
+    return text.includes(`"${TAG}"`) ? decode(parsed) : parsed;
   }
 }

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { group } from '../src/index.js';
 import { killAll, runScript, startConsumer, type Spawned } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
@@ -90,6 +91,28 @@ describe('huey-consumer worker health', () => {
     // A second SIGINT leaves at once, but puts the running task back first.
     assert.deepEqual((await exampleHuey.pending()).map((m) => m.id), [held.id]);
     await exampleHuey.storage.flushQueue();
+  });
+});
+
+describe('huey-consumer with tasks claimed ahead', () => {
+  it('fails only the running task of a killed process worker and runs the ones it had claimed ahead', async () => {
+    const consumer = await running(['examples/simple/main.huey', '-w', '1', '-k', 'process', '-c', '0.2']);
+    // A few quick runs teach the worker that tasks are fast, so it claims many per round trip.
+    assert.equal(await example.add(1, 1).get({ blocking: true, timeout: 10 }), 2);
+    assert.equal(await example.add(1, 2).get({ blocking: true, timeout: 10 }), 3);
+    // One push: the first add wakes the idle worker, and the next claim takes the other three together.
+    const batch = exampleHuey.enqueue(group([example.add.s(0, 1), example.slowAdd.s(1, 1, 30), example.add.s(2, 2), example.add.s(3, 3)]));
+    await batch.enqueued;
+    const slow = batch.at(1);
+    const [, workerId] = (await consumer.waitFor(new RegExp(`:huey:(\\S+): executing slowAdd ${slow.id}`))) as RegExpMatchArray;
+    assert.equal((await exampleHuey.storage.claimed(workerId!)).length, 3, 'the two adds after slowAdd are claimed ahead');
+    process.kill(workerPids(consumer).get(workerId!)!, 'SIGKILL');
+    await assert.rejects(slow.get({ blocking: true, timeout: 10 }), /WorkerDiedError/);
+    assert.equal(await batch.at(2).get({ blocking: true, timeout: 10 }), 4);
+    assert.equal(await batch.at(3).get({ blocking: true, timeout: 10 }), 6);
+    assert.match(consumer.output, /2 task\(s\) it had claimed ahead go back on the queue/);
+    consumer.child.kill('SIGTERM');
+    assert.equal(await consumer.exited(), 0, consumer.output);
   });
 });
 

@@ -37,7 +37,7 @@ after(async () => {
 /** Run whatever is queued now, one message at a time. */
 async function drain(): Promise<number> {
   let ran = 0;
-  while (await worker.runOnce()) ran++;
+  for (let claimed = await worker.runOnce(); claimed > 0; claimed = await worker.runOnce()) ran += claimed;
   return ran;
 }
 

@@ -18,6 +18,12 @@ export interface ConsumerOptions {
   backoff?: number;
   /** The longest wait between polls, in seconds. @defaultValue 10 */
   maxDelay?: number;
+  /**
+   * Seconds of work each worker may claim ahead of the task it runs, judged
+   * by how long its tasks have been taking (see `WorkerOptions.prefetchWindow`);
+   * 0 claims one message at a time. @defaultValue 0.01
+   */
+  prefetchWindow?: number;
   /** Enqueue periodic tasks. @defaultValue true */
   periodic?: boolean;
   /** Seconds between looks at the schedule. @defaultValue 1 */
@@ -87,7 +93,7 @@ export class Consumer {
     }
     this.id = `${hostname()}.${process.pid}`;
     const workerIds = Array.from({ length: this.workerCount }, (_, i) => `${this.id}.w${i + 1}`);
-    const workerOptions = { delay: options.delay, backoff: options.backoff, maxDelay: options.maxDelay };
+    const workerOptions = { delay: options.delay, backoff: options.backoff, maxDelay: options.maxDelay, prefetchWindow: options.prefetchWindow };
     this.pool =
       this.workerType === 'async'
         ? new AsyncPool(huey, workerIds, workerOptions)
@@ -97,7 +103,7 @@ export class Consumer {
             workerIds,
             { spec: options.module!, cwd: options.cwd ?? process.cwd(), options: workerOptions, logLevel: options.logLevel ?? 'info' },
             options.workerLog ?? ((level, message, workerId) => huey.logger[level](`${workerId}: ${message}`)),
-            (workerId, cause) => this.failClaims(workerId, cause).then(() => undefined),
+            (workerId, cause, runningTaskId) => this.failClaims(workerId, cause, runningTaskId).then(() => undefined),
           );
     this.scheduler = new Scheduler(huey, { interval: options.schedulerInterval, periodic: options.periodic, now: options.now });
   }
@@ -234,9 +240,13 @@ export class Consumer {
    * Settle the claims of a worker that died, or was stopped for a timeout,
    * as failed runs: each is retried if it has retries left, or fails for
    * good. A task that keeps killing its worker thus ends failed, not in a loop.
+   * Given the id of the task the worker was running, only that one fails:
+   * the worker's other claims (claimed ahead in its batch) never started, and
+   * go back on the queue.
    */
-  async failClaims(workerId: string, cause: Error): Promise<number> {
+  async failClaims(workerId: string, cause: Error, runningTaskId?: string): Promise<number> {
     const claimed = await this.huey.storage.claimed(workerId);
+    let failed = 0;
     for (const claim of claimed) {
       let message;
       try {
@@ -245,11 +255,17 @@ export class Consumer {
         await this.huey.storage.deadLetter(claim, `corrupt payload: ${error instanceof Error ? error.message : String(error)}`);
         continue;
       }
+      if (runningTaskId !== undefined && message.id !== runningTaskId) continue;
       const outcome = await this.huey.fail(message, cause);
       this.huey.logger.error(`${workerId}: ${message.name} ${message.id} ${outcome.status === 'retrying' ? 'will be retried' : 'failed'}: ${cause.name}: ${cause.message}`);
       await this.huey.storage.ack(claim);
+      failed++;
     }
-    return claimed.length;
+    if (runningTaskId !== undefined) {
+      const requeued = await this.huey.storage.requeue(workerId);
+      if (requeued > 0) this.huey.logger.warn(`${workerId}: ${requeued} task(s) it had claimed ahead go back on the queue`);
+    }
+    return failed;
   }
 
   /**
@@ -296,7 +312,7 @@ export class Consumer {
     const lines = [
       `huey-ts consumer for "${this.huey.name}" (${this.id})`,
       `- storage: ${storage.kind}${storage.blocking ? ', blocking dequeue' : `, polling (delay ${o.delay ?? 0.1}s, backoff ${o.backoff ?? 1.15}, max ${o.maxDelay ?? 10}s)`}`,
-      `- workers: ${this.workerCount} ${this.workerType}`,
+      `- workers: ${this.workerCount} ${this.workerType}; prefetch window: ${o.prefetchWindow ?? 0.01}s`,
       `- periodic tasks: ${o.periodic ?? true ? 'on' : 'off'}; scheduler interval: ${o.schedulerInterval ?? 1}s`,
       `- health check: ${this.workerType === 'async' ? 'not needed for async workers' : (o.healthCheck ?? true) ? `every ${o.healthCheckInterval ?? 10}s` : 'off'}`,
       `- grace period: ${o.gracePeriod ?? 30}s; lease: ${this.leaseSeconds}s`,

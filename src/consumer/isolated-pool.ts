@@ -80,6 +80,8 @@ interface Slot {
   deadline?: NodeJS.Timeout;
   /** The error a run gets when its worker is gone: a TaskTimeout when it was stopped for its timeout. */
   cause?: Error;
+  /** The id of the task being run, as last reported; the worker's other claims never started. */
+  running?: string;
 }
 
 /**
@@ -104,8 +106,11 @@ export class IsolatedPool implements WorkerPool {
     readonly workerIds: readonly string[],
     private readonly setup: Omit<WorkerSetup, 'workerId'>,
     private readonly log: (level: LogLevel, message: string, source: string) => void,
-    /** Called when a worker dies unasked, with the error its task in hand should fail with. */
-    private readonly onDeath: (workerId: string, cause: Error) => Promise<void>,
+    /**
+     * Called when a worker dies unasked, with the error its task in hand
+     * should fail with, and that task's id when the worker had reported it.
+     */
+    private readonly onDeath: (workerId: string, cause: Error, runningTaskId?: string) => Promise<void>,
   ) {}
 
   async start(): Promise<void> {
@@ -126,9 +131,11 @@ export class IsolatedPool implements WorkerPool {
           case 'failed':
             return reject(new Error(`${id}: ${report.error}`));
           case 'started':
+            slot.running = report.taskId;
             if (report.timeout) slot.deadline = setTimeout(() => this.timeOut(slot, report.taskId, report.timeout!), report.timeout * 1000 + KILL_MARGIN_MS);
             return;
           case 'finished':
+            slot.running = undefined;
             return clearTimeout(slot.deadline);
         }
       });
@@ -138,7 +145,7 @@ export class IsolatedPool implements WorkerPool {
         reject(new Error(`${id} ${how} before it was ready`));
         if (slot.stopping) return;
         this.huey.logger.error(`${this.type} worker ${id} ${how}`);
-        await this.onDeath(id, slot.cause ?? new WorkerDiedError(`the ${this.type} worker running this task ${how}`)).catch((error: unknown) =>
+        await this.onDeath(id, slot.cause ?? new WorkerDiedError(`the ${this.type} worker running this task ${how}`), slot.running).catch((error: unknown) =>
           this.huey.logger.error(`could not settle the tasks of ${id}: ${String(error)}`),
         );
         // A worker stopped for a timeout is replaced at once; one that died waits for the health check.

@@ -54,13 +54,17 @@ export class MemoryStorage implements Storage {
   }
 
   async dequeue(workerId: string, timeoutMs = 0): Promise<Claim | null> {
+    return (await this.dequeueMany(workerId, 1, timeoutMs))[0] ?? null;
+  }
+
+  async dequeueMany(workerId: string, count: number, timeoutMs = 0): Promise<Claim[]> {
     if (this.queue.length === 0 && timeoutMs > 0) await this.waitForItem(timeoutMs);
-    const item = this.queue.shift();
-    if (!item) return null;
+    const items = this.queue.splice(0, count);
+    if (items.length === 0) return [];
     const claims = this.claims.get(workerId) ?? [];
-    claims.push(item);
+    claims.push(...items);
     this.claims.set(workerId, claims);
-    return { data: item.data, workerId };
+    return items.map((item) => ({ data: item.data, workerId }));
   }
 
   private waitForItem(timeoutMs: number): Promise<void> {

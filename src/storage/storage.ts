@@ -38,6 +38,12 @@ export interface Storage {
    * storage, claimed by the worker, until `ack`.
    */
   dequeue(workerId: string, timeoutMs?: number): Promise<Claim | null>;
+  /**
+   * Claim up to `count` messages for `workerId` in one step, next to run
+   * first. When the queue is empty it waits as `dequeue` does and may then
+   * return a single message. Each stays claimed until its `ack`.
+   */
+  dequeueMany(workerId: string, count: number, timeoutMs?: number): Promise<Claim[]>;
   /** Forget a claimed message: it was executed, or was re-enqueued under a new form. */
   ack(claim: Claim): Promise<void>;
   /** Put every message claimed by `workerId` back at the front of the queue. Returns how many. */

@@ -78,6 +78,26 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.deepEqual(await storage.claimed('w1'), []);
     });
 
+    it('claims several messages in one step, next to run first, each kept until acked', async () => {
+      await storage.enqueueMany([{ data: 'low', priority: 0 }, { data: 'a', priority: 1 }, { data: 'b', priority: 1 }, { data: 'c', priority: 1 }]);
+      const batch = await storage.dequeueMany('w1', 3);
+      assert.deepEqual(
+        batch.map((claim) => claim.data),
+        storage.ordersByPriority ? ['a', 'b', 'c'] : ['low', 'a', 'b'],
+      );
+      assert.equal(await storage.queueSize(), 1);
+      assert.equal((await storage.claimed('w1')).length, 3);
+      await storage.ack(batch[1]!);
+      assert.deepEqual(
+        (await storage.claimed('w1')).map((claim) => claim.data).sort(),
+        [batch[0]!.data, batch[2]!.data].sort(),
+      );
+      // Unacked claims of a batch go back to the front in their order.
+      assert.equal(await storage.requeue('w1'), 2);
+      assert.deepEqual((await storage.dequeueMany('w1', 10)).map((claim) => claim.data), storage.ordersByPriority ? ['a', 'c', 'low'] : ['low', 'b', 'c']);
+      assert.deepEqual(await storage.dequeueMany('w1', 10), []);
+    });
+
     it('puts a worker\'s unacked claims back at the front, oldest first', async () => {
       await storage.enqueueMany([{ data: 'a' }, { data: 'b' }, { data: 'c' }]);
       await storage.dequeue('w1');

@@ -31,6 +31,7 @@ export class LuaScript {
 }
 
 export const scripts = {
+  claimMany: new LuaScript('claim-many-2'),
   requeue: new LuaScript('requeue-2'),
   enqueueDue: new LuaScript('enqueue-due-2'),
   readSchedule: new LuaScript('read-schedule-1'),

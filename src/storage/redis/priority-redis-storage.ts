@@ -39,18 +39,23 @@ export class PriorityRedisStorage extends RedisStorage {
   }
 
   override async dequeue(workerId: string, timeoutMs = 0): Promise<Claim | null> {
+    return (await this.dequeueMany(workerId, 1, timeoutMs))[0] ?? null;
+  }
+
+  override async dequeueMany(workerId: string, count: number, timeoutMs = 0): Promise<Claim[]> {
     return this.guard(async () => {
-      const claim = await this.claim(workerId);
-      if (claim || timeoutMs <= 0) return claim;
+      const claims = await this.claim(workerId, count);
+      if (claims.length > 0 || timeoutMs <= 0) return claims;
       // Wait for a wake-up; another worker may still win the message, which is fine.
       await (await this.blockingClient(workerId)).blPop(this.keys.wake, timeoutMs / 1000);
-      return this.claim(workerId);
+      return this.claim(workerId, count);
     });
   }
 
-  private async claim(workerId: string): Promise<Claim | null> {
-    const receipt = (await scripts.priorityClaim.run(await this.ready(), [this.keys.priorityQueue, this.keys.claimed(workerId)])) as string | null;
-    return receipt === null ? null : { data: afterBars(receipt, 2), workerId, receipt };
+  private async claim(workerId: string, count: number): Promise<Claim[]> {
+    const keys = [this.keys.priorityQueue, this.keys.claimed(workerId)];
+    const receipts = (await scripts.priorityClaim.run(await this.ready(), keys, [count])) as string[];
+    return receipts.map((receipt) => ({ data: afterBars(receipt, 2), workerId, receipt }));
   }
 
   override async requeue(workerId: string): Promise<number> {

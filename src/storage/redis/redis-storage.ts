@@ -73,8 +73,10 @@ const ENQUEUE_DUE_BATCH = 1000;
 
 /**
  * The production storage, on node-redis. The queue is a list: producers LPUSH,
- * workers BLMOVE the right end into their own claimed list, and an ack LREMs
- * it from there.
+ * workers move messages from the right end into their own claimed list (a
+ * batch in one script, or one with BLMOVE when the queue is empty), and an
+ * ack LREMs it from there, searching from the oldest claim, which is usually
+ * the one acked.
  */
 export class RedisStorage implements Storage {
   readonly kind: string = 'redis';
@@ -99,9 +101,16 @@ export class RedisStorage implements Storage {
     // No offline queue: while Redis is away a command fails at once with a
     // clear error instead of waiting unseen, so a producer knows its enqueue
     // did not happen and a worker can back off.
+    //
+    // No per-command timeout either: node-redis arms an AbortSignal.timeout for
+    // every command by default, which cost a quarter of a worker's CPU in the
+    // benchmark (timers and the garbage they leave), and would cut off a
+    // blocking dequeue longer than 5 s. A dead peer is found by TCP keepalive,
+    // which node-redis turns on, and a closed socket fails commands at once.
     this.client = createClient({
       url: options.url,
       disableOfflineQueue: true,
+      commandOptions: { timeout: 0 },
       ...options.clientOptions,
       socket: { reconnectStrategy: (retries: number, cause: Error) => this.reconnectDelay(retries, cause), ...options.clientOptions?.socket },
     } as RedisClientOptions) as RedisClientType;
@@ -202,9 +211,20 @@ export class RedisStorage implements Storage {
     });
   }
 
+  async dequeueMany(workerId: string, count: number, timeoutMs = 0): Promise<Claim[]> {
+    return this.guard(async () => {
+      const keys = [this.keys.queue, this.keys.claimed(workerId)];
+      const items = (await scripts.claimMany.run(await this.ready(), keys, [count])) as string[];
+      if (items.length > 0 || timeoutMs <= 0) return items.map((data) => ({ data, workerId }));
+      // An empty queue: wait for one message on the worker's own connection.
+      const claim = await this.dequeue(workerId, timeoutMs);
+      return claim ? [claim] : [];
+    });
+  }
+
   async ack(claim: Claim): Promise<void> {
     return this.guard(async () => {
-      await (await this.ready()).lRem(this.keys.claimed(claim.workerId), 1, claim.receipt ?? claim.data);
+      await (await this.ready()).lRem(this.keys.claimed(claim.workerId), -1, claim.receipt ?? claim.data);
     });
   }
 
@@ -214,7 +234,7 @@ export class RedisStorage implements Storage {
       // One transaction: the message is never in neither list nor in both.
       await (await this.ready())
         .multi()
-        .lRem(this.keys.claimed(claim.workerId), 1, claim.receipt ?? claim.data)
+        .lRem(this.keys.claimed(claim.workerId), -1, claim.receipt ?? claim.data)
         .lPush(this.keys.dead, entry)
         .exec();
     });

@@ -125,12 +125,18 @@ export class SqliteStorage implements Storage {
   }
 
   async dequeue(workerId: string): Promise<Claim | null> {
-    const row = this.sql(
-      `UPDATE "$t_queue" SET owner = ? WHERE id = (
-         SELECT id FROM "$t_queue" WHERE owner IS NULL ORDER BY priority DESC, id LIMIT 1
-       ) RETURNING id, data`,
-    ).get(workerId) as Row | undefined;
-    return row ? { data: String(row.data), workerId, receipt: String(row.id) } : null;
+    return (await this.dequeueMany(workerId, 1))[0] ?? null;
+  }
+
+  async dequeueMany(workerId: string, count: number): Promise<Claim[]> {
+    const rows = this.sql(
+      `UPDATE "$t_queue" SET owner = ? WHERE id IN (
+         SELECT id FROM "$t_queue" WHERE owner IS NULL ORDER BY priority DESC, id LIMIT ?
+       ) RETURNING id, data, priority`,
+    ).all(workerId, count) as Row[];
+    // RETURNING gives no order of its own.
+    rows.sort((a, b) => Number(b.priority) - Number(a.priority) || Number(a.id) - Number(b.id));
+    return rows.map((row) => ({ data: String(row.data), workerId, receipt: String(row.id) }));
   }
 
   async ack(claim: Claim): Promise<void> {

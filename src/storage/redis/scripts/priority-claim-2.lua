@@ -1,12 +1,15 @@
--- Claim the next message of the priority queue for one worker.
+-- Claim up to ARGV[1] messages of the priority queue for one worker, highest
+-- priority first.
 -- KEYS[1] priority queue sorted set
 -- KEYS[2] the worker's claimed list
--- Returns the receipt "<score>|<member>" (kept in the claimed list until the
--- ack), or nil when the queue is empty.
-local popped = redis.call('ZPOPMIN', KEYS[1])
-if #popped == 0 then
-  return nil
+-- ARGV[1] most messages to claim
+-- Returns the receipts "<score>|<member>" (each kept in the claimed list until
+-- its ack), in the order to run them; empty when the queue is.
+local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
+local receipts = {}
+for i = 1, #popped, 2 do
+  local receipt = popped[i + 1] .. '|' .. popped[i]
+  redis.call('LPUSH', KEYS[2], receipt)
+  receipts[#receipts + 1] = receipt
 end
-local receipt = popped[2] .. '|' .. popped[1]
-redis.call('LPUSH', KEYS[2], receipt)
-return receipt
+return receipts

@@ -17,6 +17,6 @@ else
 end
 redis.call('PUBLISH', KEYS[3], ARGV[1])
 if ARGV[4] ~= '' then
-  redis.call('LREM', KEYS[4], 1, ARGV[4])
+  redis.call('LREM', KEYS[4], -1, ARGV[4])
 end
 return 1
