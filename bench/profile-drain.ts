@@ -26,7 +26,7 @@ const cpu = async () => {
   return Number(/used_cpu_user:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)![1]);
 };
 const cpuBefore = await cpu();
-const consumer = new Consumer(huey, { workers: concurrency, periodic: false });
+const consumer = new Consumer(huey, { workers: concurrency, periodic: false, prefetchWindow: Number(process.env.WINDOW ?? 0.01) });
 const session = new Session();
 session.connect();
 const out = process.argv[3];

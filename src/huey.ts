@@ -39,6 +39,9 @@ import {
   type TaskWrapper,
 } from './task.js';
 
+/** An already settled promise, returned where there is nothing to wait for. */
+const NOTHING: Promise<void> = Promise.resolve();
+
 export interface HueyOptions {
   /** Where messages, schedule and results live. Default: a MemoryStorage. */
   storage?: Storage;
@@ -588,6 +591,7 @@ export class Huey {
 
   /** Both flags that can stop a run, read in one round trip unless given: the common case is that neither is set. */
   private async isRevokedMessage(message: Message, now: number, flags?: RevocationFlags): Promise<boolean> {
+    if (flags && flags[0] === null && flags[1] === null) return false;
     const keys = [revokeKey(message.id), revokeTaskKey(message.name)];
     const [byId, byTask] = flags ?? (await this.storage.peekDataMany(keys));
     if (byId === null && byTask === null) return false;
@@ -659,7 +663,8 @@ export class Huey {
   }
 
   private emit(signal: SignalName, message: Message, error?: unknown, context?: TaskContext): Promise<void> {
-    return this.signals.emit(signal, context ?? contextOf(message, this), error);
+    // Most signals have no handler; checking first spares a worker an async call and a context per task.
+    return this.signals.hears(signal) ? this.signals.emit(signal, context ?? contextOf(message, this), error) : NOTHING;
   }
 
   /** Run before every task in each worker; throw `CancelExecution` to skip the task. */

@@ -51,8 +51,13 @@ export class Signals {
     else this.handlers.set(handler, remaining);
   }
 
+  /** True when some handler hears `signal`: callers skip building what no one would see. */
+  hears(signal: SignalName): boolean {
+    for (const names of this.handlers.values()) if (names === 'all' || names.has(signal)) return true;
+    return false;
+  }
+
   async emit(signal: SignalName, task: TaskContext, error?: unknown): Promise<void> {
-    if (this.handlers.size === 0) return;
     for (const [handler, names] of this.handlers) {
       if (names !== 'all' && !names.has(signal)) continue;
       try {

@@ -96,7 +96,7 @@ export class Consumer {
     const workerOptions = { delay: options.delay, backoff: options.backoff, maxDelay: options.maxDelay, prefetchWindow: options.prefetchWindow };
     this.pool =
       this.workerType === 'async'
-        ? new AsyncPool(huey, workerIds, workerOptions)
+        ? new AsyncPool(huey, `${this.id}.async`, this.workerCount, workerOptions)
         : new IsolatedPool(
             this.workerType,
             huey,

@@ -34,39 +34,46 @@ export async function runHooks(hooks: ReadonlyArray<() => void | Promise<void>>,
 }
 
 /**
- * N worker loops on this process's event loop: the right choice for tasks
- * that wait on I/O. A task that blocks the CPU blocks every loop here; use
- * thread or process workers for those.
+ * N async workers: one worker loop on this process's event loop that keeps
+ * up to N tasks running at once, sharing one claimed list, its batches and
+ * its connections. The right choice for tasks that wait on I/O. A task that
+ * blocks the CPU blocks all of them; use thread or process workers for those.
  */
 export class AsyncPool implements WorkerPool {
   readonly type = 'async';
-  private workers: Worker[] = [];
-  private running: Array<Promise<void>> = [];
+  readonly workerIds: readonly string[];
+  private worker?: Worker;
+  private running?: Promise<void>;
 
   constructor(
     private readonly huey: Huey,
-    readonly workerIds: readonly string[],
+    workerId: string,
+    private readonly concurrency: number,
     private readonly options: WorkerOptions,
-  ) {}
+  ) {
+    this.workerIds = [workerId];
+  }
 
   async start(): Promise<void> {
-    this.workers = this.workerIds.map((id) => new Worker(this.huey, id, this.options));
+    this.worker = new Worker(this.huey, this.workerIds[0]!, { ...this.options, concurrency: this.concurrency });
     // Startup hooks run once per worker, as they do in thread and process workers.
-    for (const _ of this.workers) await runHooks(this.huey.startupHooks, this.huey, 'startup');
-    this.running = this.workers.map((worker) => worker.run());
+    for (let i = 0; i < this.concurrency; i++) await runHooks(this.huey.startupHooks, this.huey, 'startup');
+    this.running = this.worker.run();
   }
 
   async stop(graceMs: number): Promise<string[]> {
-    for (const worker of this.workers) worker.stop();
+    const worker = this.worker;
+    if (!worker) return [];
+    worker.stop();
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, graceMs, 'timeout')));
-    const finished = await Promise.race([Promise.all(this.running), graceOver]);
+    const finished = await Promise.race([this.running, graceOver]);
     clearTimeout(timer);
     // An async task cannot be stopped from outside; the busy ones are left to the process exit.
-    const interrupted = finished === 'timeout' ? this.workers.filter((w) => w.current !== null).map((w) => w.id) : [];
-    for (const _ of this.workers) await runHooks(this.huey.shutdownHooks, this.huey, 'shutdown');
-    this.workers = [];
-    this.running = [];
+    const interrupted = finished === 'timeout' && worker.busy ? [worker.id] : [];
+    for (let i = 0; i < this.concurrency; i++) await runHooks(this.huey.shutdownHooks, this.huey, 'shutdown');
+    this.worker = undefined;
+    this.running = undefined;
     return interrupted;
   }
 

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { UnknownTaskError, type RemoteError } from '../errors.js';
 import type { ExecuteOptions, Huey, Outcome, RevocationFlags } from '../huey.js';
 import type { Message } from '../message.js';
@@ -14,6 +15,11 @@ export interface WorkerOptions {
   maxDelay?: number;
   /** Seconds a blocking dequeue waits before checking whether to stop. @defaultValue 1 */
   blockingTimeout?: number;
+  /**
+   * How many tasks this worker runs at once on its event loop (async workers);
+   * they share its claimed list, its batches and its connections. @defaultValue 1
+   */
+  concurrency?: number;
   /**
    * Seconds of work a worker may claim ahead of the task it runs, judged by
    * how long its tasks have been taking: fast tasks are then claimed many to
@@ -31,8 +37,16 @@ export interface WorkerOptions {
 /** The longest pause between tries while the storage is failing, in seconds. */
 const MAX_ERROR_DELAY = 5;
 
-/** The most messages claimed in one round trip, however fast the tasks. */
+/** The most messages claimed in one round trip, however fast the tasks (or the concurrency, if more). */
 const MAX_BATCH = 100;
+
+/**
+ * Runs of quick tasks can follow each other without ever leaving the
+ * microtask queue; after this many ms the worker lets the event loop turn,
+ * so that the Redis client writes what runs have sent (the next claim,
+ * results) and reads replies while the batch goes on, and timers fire.
+ */
+const YIELD_AFTER_MS = 1;
 
 /** How much each run's duration moves the running average that sizes batches. */
 const AVERAGE_WEIGHT = 0.2;
@@ -63,9 +77,10 @@ function prefixed(logger: Logger, prefix: string): Logger {
 }
 
 /**
- * One loop that claims a message, runs it through `huey.execute` and acks
- * it. Thread, process and async workers all run this same loop; they differ
- * only in where it runs.
+ * One loop that claims messages, runs each through `huey.execute` (which
+ * acks it) and keeps up to `concurrency` runs going at once. Thread, process
+ * and async workers all run this same loop; they differ only in where it
+ * runs and how many runs it keeps going.
  */
 export class Worker {
   private readonly delay: number;
@@ -73,6 +88,7 @@ export class Worker {
   private readonly maxDelay: number;
   private readonly blockingTimeoutMs: number;
   private readonly prefetchWindowMs: number;
+  readonly concurrency: number;
   /** Running average of a run's duration in ms; unknown until the first run. */
   private averageRunMs?: number;
   private readonly logger: Logger;
@@ -82,8 +98,12 @@ export class Worker {
   /** Final storage steps of runs, sent and not yet confirmed. */
   private unsettled: Array<Promise<void>> = [];
   private wake?: () => void;
-  /** The message being run now, for the consumer's interruption handling. */
-  current: Message | null = null;
+  /** Runs going now. */
+  private running = 0;
+  /** Called when a run ends, by whoever waits for a free slot. */
+  private runEnded?: () => void;
+  /** The first storage failure of a run, for the loop to handle. */
+  private failure?: { error: unknown };
 
   constructor(
     readonly huey: Huey,
@@ -95,19 +115,26 @@ export class Worker {
     this.maxDelay = options.maxDelay ?? 10;
     this.blockingTimeoutMs = (options.blockingTimeout ?? 1) * 1000;
     this.prefetchWindowMs = (options.prefetchWindow ?? 0.01) * 1000;
+    this.concurrency = options.concurrency ?? 1;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError('concurrency must be a whole number of at least 1');
     this.logger = options.logger ?? prefixed(huey.logger, id);
     this.onStart = options.onStart;
     this.onFinish = options.onFinish;
   }
 
+  /** True while a run is going: the consumer asks this at shutdown. */
+  get busy(): boolean {
+    return this.running > 0;
+  }
+
   /**
    * Claim and run messages until `stop()`. While the queue is busy, the next
-   * batch is claimed while this one runs, and a batch's results and acks are
-   * confirmed while the next one runs, so neither waits on Redis. When the
-   * storage fails (Redis went away) the worker stays alive, waits with
-   * backoff, and once the storage answers again puts back whatever it still
-   * holds claimed, so a run whose result could not be stored is run again
-   * rather than lost.
+   * batch is claimed while this one runs, and results and acks are confirmed
+   * while later runs go on, so no run waits on Redis. When the storage fails
+   * (Redis went away) the worker stays alive, lets its runs finish, waits
+   * with backoff, and once the storage answers again puts back whatever it
+   * still holds claimed, so a run whose result could not be stored is run
+   * again rather than lost.
    */
   async run(): Promise<void> {
     let delay = this.delay;
@@ -123,17 +150,19 @@ export class Worker {
           if (requeued > 0) this.logger.warn(`the storage is back: ${requeued} claimed task(s) whose outcome was not stored go back on the queue`);
           holdsStaleClaims = false;
         }
+        await this.freeSlot();
+        this.throwFailure();
         let batch = next ? await next : null;
         next = undefined;
-        if (!batch) {
-          // About to wait for work: first make sure everything run so far is settled.
-          await this.settle();
+        if (!batch && !this.stopping) {
+          // About to wait for work: with nothing running, first confirm everything run so far.
+          if (this.running === 0) await this.settle();
           batch = await this.fetch(this.huey.storage.blocking ? this.blockingTimeoutMs : 0);
         }
         if (batch) {
           worked = true;
           if (batch.runs.length > 1 && !this.stopping) next = quiet(this.fetch(0));
-          await this.runBatch(batch);
+          await this.startBatch(batch);
         }
         errorDelay = this.delay;
       } catch (error) {
@@ -141,6 +170,10 @@ export class Worker {
         failed = true;
         holdsStaleClaims = true;
         next = undefined;
+        // Runs still going hold claims too: they finish before anything is put back.
+        await this.allRunsEnded();
+        this.failure = undefined;
+        this.leftUnstarted = false;
         this.unsettled = [];
       }
       if (failed && !this.stopping) {
@@ -153,21 +186,23 @@ export class Worker {
         delay = Math.min(delay * this.backoff, this.maxDelay);
       }
     }
-    if (holdsStaleClaims) return; // the consumer puts them back once the storage answers
+    await this.allRunsEnded();
+    if (holdsStaleClaims || this.failure) return; // the consumer puts them back once the storage answers
     try {
-      // A batch claimed ahead never started: it goes back on the queue.
+      // Messages claimed ahead that never started go back on the queue, once every started run is acked.
       const ahead = next ? await next : null;
       await this.settle();
-      if (ahead) await this.huey.storage.requeue(this.id);
+      if (ahead || this.leftUnstarted) await this.huey.storage.requeue(this.id);
     } catch (error) {
       this.logger.error(`could not settle this worker's last tasks: ${errorText(error)}`);
     }
   }
 
-  /** Finish the message in hand, then return from `run()`. */
+  /** Let the runs going finish, start no more, and return from `run()`. */
   stop(): void {
     this.stopping = true;
     this.wake?.();
+    this.runEnded?.();
   }
 
   private sleep(seconds: number): Promise<void> {
@@ -183,20 +218,28 @@ export class Worker {
 
   /**
    * Claim a batch of messages (waiting up to `timeoutMs` for the first), run
-   * them one after another and settle them. Returns how many were claimed: 0
-   * when the queue was empty.
+   * them, and settle them. Returns how many were claimed: 0 when the queue
+   * was empty.
    */
   async runOnce(timeoutMs = 0): Promise<number> {
     const batch = await this.fetch(timeoutMs);
-    if (batch) await this.runBatch(batch);
+    if (batch) await this.startBatch(batch);
+    await this.allRunsEnded();
+    this.throwFailure();
     await this.settle();
     return batch?.claimed ?? 0;
   }
 
-  /** As many messages as fit the prefetch window at the recent pace; one until a run was timed. */
+  /**
+   * The free slots, and beyond them as many messages as the prefetch window
+   * holds at the recent pace (a run's time, shared among the slots); only
+   * the free slots until a run was timed.
+   */
   private batchSize(): number {
-    if (this.prefetchWindowMs <= 0 || this.averageRunMs === undefined) return 1;
-    return Math.max(1, Math.min(MAX_BATCH, 1 + Math.floor(this.prefetchWindowMs / Math.max(this.averageRunMs, 0.001))));
+    const free = Math.max(1, this.concurrency - this.running);
+    if (this.prefetchWindowMs <= 0 || this.averageRunMs === undefined) return free;
+    const ahead = Math.floor((this.prefetchWindowMs * this.concurrency) / Math.max(this.averageRunMs, 0.001));
+    return Math.min(Math.max(MAX_BATCH, this.concurrency), free + ahead);
   }
 
   /**
@@ -216,32 +259,78 @@ export class Worker {
   }
 
   /**
-   * Run a batch's messages in order. Each run's final storage step (result
-   * and ack) is sent without waiting for its reply; the replies are awaited
-   * once the next batch has run (`settle`), so that a failure still surfaces
-   * and puts the claims back. Revocation flags older than twice the prefetch
-   * window are read again, per message. A stop asked for mid-batch puts the
-   * messages not yet started back on the queue.
+   * Start a batch's runs in order, each as a slot frees up; returns once the
+   * last one has started. Each run's final storage step (result and ack) is
+   * sent without waiting for its reply; those replies are awaited a batch
+   * later (`settle`), so a failure still surfaces and puts the claims back.
+   * Revocation flags older than twice the prefetch window are read again,
+   * per message. A stop asked for mid-batch leaves the rest unstarted, to be
+   * put back once the started runs are acked.
    */
-  private async runBatch(batch: Batch): Promise<void> {
+  private async startBatch(batch: Batch): Promise<void> {
     const previous = this.unsettled;
     this.unsettled = [];
     // Each step gets its handler at once: one that fails before it is awaited is not an unhandled rejection.
     const settleLater = (step: Promise<void>) => void this.unsettled.push(quiet(step));
     const staleAfter = Math.max(2 * this.prefetchWindowMs, 1);
-    let started = 0;
-    for (const { claim, message } of batch.runs) {
-      if (this.stopping) break;
+    let turned = performance.now();
+    for (let i = 0; i < batch.runs.length; i++) {
+      if (this.running >= this.concurrency) await this.freeSlot();
+      if (performance.now() - turned > YIELD_AFTER_MS) {
+        await nextTurn();
+        turned = performance.now();
+      }
+      if (this.stopping || this.failure) {
+        this.leftUnstarted = true;
+        break;
+      }
+      const { claim, message } = batch.runs[i]!;
       const fresh = batch.flags && performance.now() - batch.flagsRead <= staleAfter;
-      await this.runMessage(claim, message, { revocationFlags: fresh ? batch.flags![started] : undefined, settleLater });
-      started++;
+      this.start(claim, message, { revocationFlags: fresh ? batch.flags![i] : undefined, settleLater });
     }
     await this.settle(previous);
-    if (started < batch.runs.length) {
-      // Every started run must be acked before the rest is put back, or it would run twice.
-      await this.settle();
-      await this.huey.storage.requeue(this.id);
-    }
+  }
+
+  /** Messages were claimed and then not started: a stop or a failure came mid-batch. */
+  private leftUnstarted = false;
+
+  /** Start a run in a slot; its storage failure, if any, is kept for the loop. */
+  private start(claim: Claim, message: Message, options: ExecuteOptions): void {
+    this.running++;
+    this.runMessage(claim, message, options).then(
+      () => this.runEnd(),
+      (error: unknown) => {
+        this.failure ??= { error };
+        this.runEnd();
+      },
+    );
+  }
+
+  private runEnd(): void {
+    this.running--;
+    this.runEnded?.();
+  }
+
+  /** Wait until a slot is free (or the worker is stopping). */
+  private async freeSlot(): Promise<void> {
+    while (this.running >= this.concurrency && !this.stopping) await this.nextRunEnd();
+  }
+
+  private async allRunsEnded(): Promise<void> {
+    while (this.running > 0) await this.nextRunEnd();
+  }
+
+  private nextRunEnd(): Promise<void> {
+    return new Promise((resolve) => {
+      this.runEnded = () => {
+        this.runEnded = undefined;
+        resolve();
+      };
+    });
+  }
+
+  private throwFailure(): void {
+    if (this.failure) throw this.failure.error;
   }
 
   /** Wait for the final storage steps sent so far (or the given ones); the first failure is thrown. */
@@ -277,14 +366,12 @@ export class Worker {
   private async runMessage(claim: Claim, message: Message, options: ExecuteOptions): Promise<Outcome> {
     this.logger.info(`executing ${message.name} ${message.id}`);
     const started = performance.now();
-    this.current = message;
     this.onStart?.(message);
     let outcome: Outcome;
     try {
       // Settles the claim too: stored result and ack in one step where it can.
       outcome = await this.huey.execute(message, Date.now(), claim, options);
     } finally {
-      this.current = null;
       this.onFinish?.(message);
     }
     const ms = performance.now() - started;

@@ -18,15 +18,14 @@ export class LuaScript {
     this.keyCount = Number(name.slice(name.lastIndexOf('-') + 1));
   }
 
-  async run(client: RedisClientType, keys: string[], args: Array<string | number> = []): Promise<unknown> {
-    if (keys.length !== this.keyCount) throw new Error(`script ${this.name} takes ${this.keyCount} keys, got ${keys.length}`);
+  run(client: RedisClientType, keys: string[], args: Array<string | number> = []): Promise<unknown> {
+    if (keys.length !== this.keyCount) return Promise.reject(new Error(`script ${this.name} takes ${this.keyCount} keys, got ${keys.length}`));
     const options = { keys, arguments: args.map(String) };
-    try {
-      return await client.evalSha(this.sha, options);
-    } catch (error) {
-      if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
+    // A plain promise chain rather than an async function: workers run a script per task.
+    return client.evalSha(this.sha, options).catch((error: Error) => {
+      if (!String(error.message).startsWith('NOSCRIPT')) throw error;
       return client.eval(this.source, options);
-    }
+    });
   }
 }
 

@@ -23,19 +23,15 @@ export class PriorityRedisStorage extends RedisStorage {
   override readonly kind = 'redis (priority)';
   override readonly ordersByPriority = true;
 
-  override async enqueue(data: string, priority = 0): Promise<void> {
-    return this.guard(async () => {
-      await this.enqueueMany([{ data, priority }]);
-    });
+  override enqueue(data: string, priority = 0): Promise<void> {
+    return this.enqueueMany([{ data, priority }]);
   }
 
   override async enqueueMany(items: ReadonlyArray<{ data: string; priority?: number }>): Promise<void> {
-    return this.guard(async () => {
-      if (items.length === 0) return;
-      const args = items.flatMap((item) => [item.priority ?? 0, item.data]);
-      const { priorityQueue, prioritySequence, wake } = this.keys;
-      await scripts.priorityEnqueue.run(await this.ready(), [priorityQueue, prioritySequence, wake], args);
-    });
+    if (items.length === 0) return;
+    const args = items.flatMap((item) => [item.priority ?? 0, item.data]);
+    const { priorityQueue, prioritySequence, wake } = this.keys;
+    await this.send((client) => scripts.priorityEnqueue.run(client, [priorityQueue, prioritySequence, wake], args));
   }
 
   override async dequeue(workerId: string, timeoutMs = 0): Promise<Claim | null> {
@@ -54,7 +50,7 @@ export class PriorityRedisStorage extends RedisStorage {
 
   private async claim(workerId: string, count: number): Promise<Claim[]> {
     const keys = [this.keys.priorityQueue, this.keys.claimed(workerId)];
-    const receipts = (await scripts.priorityClaim.run(await this.ready(), keys, [count])) as string[];
+    const receipts = (await this.send((client) => scripts.priorityClaim.run(client, keys, [count]))) as string[];
     return receipts.map((receipt) => ({ data: afterBars(receipt, 2), workerId, receipt }));
   }
 
