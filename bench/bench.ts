@@ -272,6 +272,19 @@ const rows = chosen.map((scenario) => {
   const ratio = b === 0 ? NaN : h / b;
   return `| ${scenario.name} | ${scenario.unit} | ${format(h)} | ${format(b)} | ${ratio.toFixed(2)}${scenario.higherIsBetter ? '' : ' (lower is better)'} |`;
 });
+/**
+ * How close a huey-ts drain comes to Redis itself: its tasks/s against the
+ * LPUSH requests/s of redis-benchmark, one command per round trip. A drained
+ * task costs one script call (result and ack) plus its share of a batch's claim.
+ */
+function ceilingShare(): string[] {
+  const lpush = Number(/LPUSH: ([\d.]+)/.exec(ceiling.join(' '))?.[1]);
+  const drain = results.get('3a. drain 20,000, one worker, concurrency 1');
+  if (!lpush || !drain) return [];
+  const share = median(drain.huey) / lpush;
+  return ['', `huey-ts draining with one worker (3a) runs ${Math.round(share * 100)}% as many tasks per second as redis-benchmark runs single LPUSH commands.`];
+}
+
 const table = [
   `Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}; Node ${process.version}; Redis ${redisVersion}; ${ROUNDS} rounds, medians.`,
   '',
@@ -280,6 +293,7 @@ const table = [
   ...rows,
   '',
   `Ceiling, \`redis-benchmark -n 100000 -t lpush,rpop,set\` on the same server (one connection per client, no pipelining): ${ceiling.join('; ')}.`,
+  ...ceilingShare(),
 ].join('\n');
 console.log(table);
 writeFileSync(new URL('./RESULTS.md', import.meta.url), `# Benchmark results\n\nWritten by \`npm run bench\`.\n\n${table}\n`);

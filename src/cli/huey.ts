@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+/*
+ * huey COMMAND MODULE.EXPORT [args]: look at and steer the queue of the Huey
+ * exported as EXPORT by MODULE, from a terminal or a script (--json).
+ */
+import { createInterface } from 'node:readline/promises';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { DateTime } from 'luxon';
+import { loadHuey, locateHuey, ModuleLoadError } from '../consumer/load-module.js';
+import { HueyError } from '../errors.js';
+import type { Huey } from '../huey.js';
+import type { Message } from '../message.js';
+
+/** What a command gives back: printed as JSON with --json, else as the text. */
+interface Output {
+  data: unknown;
+  text: string;
+  /** Exit code; 0 unless said. */
+  code?: number;
+}
+
+type Command = (huey: Huey, argv: Record<string, unknown>) => Promise<Output>;
+
+const describeMessage = (m: Message): string =>
+  `${m.id}  ${m.name}(${m.args.map((arg) => JSON.stringify(arg)).join(', ')})${m.eta ? `  eta ${new Date(m.eta).toISOString()}` : ''}${m.priority ? `  priority ${m.priority}` : ''}`;
+
+const listing = (messages: Message[], none: string): Output => ({
+  data: messages,
+  text: messages.length === 0 ? none : messages.map(describeMessage).join('\n'),
+});
+
+const commands: Record<string, { describe: string; args?: string; options?: (y: Argv) => Argv; run: Command }> = {
+  info: {
+    describe: 'Counts of pending, scheduled, stored and dead-lettered tasks, and the registered tasks',
+    run: async (huey) => {
+      const [pending, scheduled, stored, dead] = await Promise.all([
+        huey.pendingCount(),
+        huey.scheduledCount(),
+        huey.storage.resultStoreSize(),
+        huey.storage.deadLetters(),
+      ]);
+      const data = { name: huey.name, storage: huey.storage.kind, pending, scheduled, stored, deadLetters: dead.length, tasks: huey.taskNames.sort() };
+      const text = [
+        `huey "${huey.name}" on ${huey.storage.kind}`,
+        `pending: ${pending}`,
+        `scheduled: ${scheduled}`,
+        `results, flags and locks stored: ${stored}`,
+        `dead letters: ${dead.length}`,
+        `tasks: ${data.tasks.join(', ') || 'none'}`,
+      ].join('\n');
+      return { data, text };
+    },
+  },
+  pending: {
+    describe: 'Tasks waiting to run, next first',
+    options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }),
+    run: async (huey, argv) => listing(await huey.pending(argv.limit as number), 'no pending tasks'),
+  },
+  scheduled: {
+    describe: 'Tasks waiting for their time, soonest first',
+    options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }),
+    run: async (huey, argv) => listing(await huey.scheduled(argv.limit as number), 'no scheduled tasks'),
+  },
+  'dead-letters': {
+    describe: 'Messages set aside because they could not run, newest first',
+    options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }),
+    run: async (huey, argv) => {
+      const letters = await huey.storage.deadLetters(argv.limit as number);
+      const text = letters.map((letter) => `${new Date(letter.at).toISOString()}  ${letter.reason}\n  ${letter.data}`).join('\n');
+      return { data: letters, text: text || 'no dead letters' };
+    },
+  },
+  result: {
+    describe: "A task's stored result (kept, not consumed); exit code 2 while there is none",
+    args: '<id>',
+    run: async (huey, argv) => {
+      const id = String(argv.id);
+      const outcome = await huey.readResult(id, true);
+      if (outcome === undefined) return { data: null, text: `no result stored for ${id}`, code: 2 };
+      if ('error' in outcome) return { data: outcome, text: `failed: ${outcome.error.name}: ${outcome.error.message}`, code: 1 };
+      return { data: outcome, text: JSON.stringify(outcome.value, null, 2) };
+    },
+  },
+  revoke: {
+    describe: 'Skip the task with this id when a worker picks it up',
+    args: '<id>',
+    options: (y) =>
+      y
+        .option('once', { type: 'boolean', default: false, describe: 'Only its next run' })
+        .option('until', { type: 'string', describe: 'Only until this ISO time' }),
+    run: async (huey, argv) => {
+      const id = String(argv.id);
+      const until = argv.until === undefined ? undefined : DateTime.fromISO(String(argv.until));
+      if (until && !until.isValid) throw new HueyError(`--until ${String(argv.until)} is not an ISO time`);
+      await huey.revokeById(id, { revokeOnce: argv.once as boolean, revokeUntil: until });
+      return { data: { revoked: id }, text: `revoked ${id}` };
+    },
+  },
+  restore: {
+    describe: 'Undo the revocation of the task with this id',
+    args: '<id>',
+    run: async (huey, argv) => {
+      const id = String(argv.id);
+      const restored = await huey.restoreById(id);
+      return { data: { restored: restored ? id : null }, text: restored ? `restored ${id}` : `${id} was not revoked`, code: restored ? 0 : 2 };
+    },
+  },
+  'flush-locks': {
+    describe: 'Clear the named task locks, or every lock',
+    args: '[names..]',
+    run: async (huey, argv) => {
+      const flushed = await huey.flushLocks(...((argv.names as string[] | undefined) ?? []));
+      return { data: { flushed }, text: flushed.length ? `flushed: ${flushed.join(', ')}` : 'no lock was held' };
+    },
+  },
+  purge: {
+    describe: 'Drop every pending task (asks first, unless --yes)',
+    options: (y) => y.option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'Do not ask' }),
+    run: async (huey, argv) => {
+      const pending = await huey.pendingCount();
+      if (!argv.yes && !(await confirm(`drop ${pending} pending task(s) of "${huey.name}"?`))) {
+        return { data: { purged: 0 }, text: 'nothing dropped', code: 1 };
+      }
+      await huey.storage.flushQueue();
+      return { data: { purged: pending }, text: `dropped ${pending} pending task(s)` };
+    },
+  },
+};
+
+/** Ask on the terminal; without one, the answer is no (scripts pass --yes). */
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) throw new HueyError('not asking without a terminal: pass --yes');
+  const readline = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await readline.question(`${question} [y/N] `)).trim());
+  } finally {
+    readline.close();
+  }
+}
+
+async function main(): Promise<number> {
+  let chosen: { run: Command; argv: Record<string, unknown> } | undefined;
+  let parser = yargs(hideBin(process.argv))
+    .scriptName('huey')
+    .usage('$0 COMMAND MODULE.EXPORT [args]\n\nLook at and steer the queue of the Huey exported as EXPORT by MODULE (main.huey).')
+    .option('json', { type: 'boolean', default: false, describe: 'Print JSON, for scripts' })
+    .demandCommand(1, 'name a command')
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version(false);
+  for (const [name, command] of Object.entries(commands)) {
+    parser = parser.command(
+      `${name} <huey>${command.args ? ` ${command.args}` : ''}`,
+      command.describe,
+      (y) => (command.options ? command.options(y) : y).positional('huey', { type: 'string', describe: 'MODULE.EXPORT of the Huey instance' }),
+      (argv) => void (chosen = { run: command.run, argv }),
+    );
+  }
+  const argv = await parser.parseAsync();
+  if (!chosen) return 1;
+  const huey = await loadHuey(locateHuey(String(chosen.argv.huey)));
+  try {
+    const output = await chosen.run(huey, chosen.argv);
+    process.stdout.write(`${argv.json ? JSON.stringify(output.data) : output.text}\n`);
+    return output.code ?? 0;
+  } finally {
+    await huey.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    const text = error instanceof ModuleLoadError || error instanceof HueyError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    process.stderr.write(`huey: ${text}\n`);
+    process.exit(1);
+  },
+);
