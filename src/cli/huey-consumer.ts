@@ -9,6 +9,7 @@ import { Consumer } from '../consumer/consumer.js';
 import { loadHuey, locateHuey, ModuleLoadError } from '../consumer/load-module.js';
 import { ConsoleLog, type LogLevel } from '../consumer/log.js';
 import { WORKER_TYPES, type WorkerType } from '../consumer/pool.js';
+import { startDashboard } from '../dashboard/server.js';
 import { HueyError } from '../errors.js';
 
 const argv = yargs(hideBin(process.argv))
@@ -32,6 +33,9 @@ const argv = yargs(hideBin(process.argv))
     'disable-health-check': { alias: 'C', type: 'boolean', default: false, describe: 'Do not restart dead workers' },
     'grace-period': { alias: 'g', type: 'number', default: 30, describe: 'Seconds running tasks get to finish on SIGTERM/SIGINT before they are interrupted and requeued' },
     lease: { type: 'number', default: 30, describe: "Seconds this consumer's claimed tasks stay its own without a heartbeat; after that another consumer takes them over" },
+    dashboard: { type: 'number', describe: 'Also serve the web dashboard and /metrics on this port (0: any free one)' },
+    'dashboard-host': { type: 'string', default: '127.0.0.1', describe: 'Address the dashboard binds; anything but loopback needs --dashboard-token' },
+    'dashboard-token': { type: 'string', describe: 'Required on every dashboard request (?token=...)' },
     logfile: { alias: 'l', type: 'string', describe: 'Also write the log to this file' },
     verbose: { alias: 'v', type: 'boolean', default: false, describe: 'Log debug lines' },
     quiet: { alias: 'q', type: 'boolean', default: false, describe: 'Log only warnings and errors' },
@@ -77,7 +81,14 @@ async function main(): Promise<number> {
     logLevel: level,
     workerLog: (lineLevel, message, workerId) => log.write(lineLevel, message, workerId),
   });
-  return consumer.run();
+  if (argv.dashboard === undefined) return consumer.run();
+  const dashboard = await startDashboard(huey, { port: argv.dashboard, host: argv['dashboard-host'], token: argv['dashboard-token'] });
+  log.info(`dashboard at ${dashboard.url}`);
+  try {
+    return await consumer.run();
+  } finally {
+    await dashboard.close();
+  }
 }
 
 main().then(

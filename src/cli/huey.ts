@@ -8,6 +8,9 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DateTime } from 'luxon';
 import { loadHuey, locateHuey, ModuleLoadError } from '../consumer/load-module.js';
+import { ConsoleLog } from '../consumer/log.js';
+import { startDashboard } from '../dashboard/server.js';
+import { takeSnapshot } from '../dashboard/snapshot.js';
 import { HueyError } from '../errors.js';
 import type { Huey } from '../huey.js';
 import type { Message } from '../message.js';
@@ -32,24 +35,58 @@ const listing = (messages: Message[], none: string): Output => ({
 
 const commands: Record<string, { describe: string; args?: string; options?: (y: Argv) => Argv; run: Command }> = {
   info: {
-    describe: 'Counts of pending, scheduled, stored and dead-lettered tasks, and the registered tasks',
+    describe: 'Counts of pending, scheduled, stored and dead-lettered tasks, the workers, and the registered tasks',
     run: async (huey) => {
-      const [pending, scheduled, stored, dead] = await Promise.all([
-        huey.pendingCount(),
-        huey.scheduledCount(),
-        huey.storage.resultStoreSize(),
-        huey.storage.deadLetters(),
-      ]);
-      const data = { name: huey.name, storage: huey.storage.kind, pending, scheduled, stored, deadLetters: dead.length, tasks: huey.taskNames.sort() };
+      const [snapshot, stored] = await Promise.all([takeSnapshot(huey), huey.storage.resultStoreSize()]);
+      const workers = snapshot.workers.map((w) => ({
+        id: w.id,
+        host: w.host,
+        pid: w.pid,
+        slots: w.concurrency,
+        running: w.running.length,
+        heartbeat: new Date(w.at).toISOString(),
+        silent: w.silent,
+      }));
+      const data = {
+        name: huey.name,
+        storage: huey.storage.kind,
+        pending: snapshot.pending,
+        scheduled: snapshot.scheduledCount,
+        stored,
+        deadLetters: snapshot.deadLetters,
+        workers,
+        tasks: huey.taskNames.sort(),
+      };
       const text = [
         `huey "${huey.name}" on ${huey.storage.kind}`,
-        `pending: ${pending}`,
-        `scheduled: ${scheduled}`,
+        `pending: ${data.pending}`,
+        `scheduled: ${data.scheduled}`,
         `results, flags and locks stored: ${stored}`,
-        `dead letters: ${dead.length}`,
+        `dead letters: ${data.deadLetters}`,
+        `workers: ${workers.length === 0 ? 'none reporting' : ''}`,
+        ...workers.map((w) => `  ${w.id} on ${w.host} (pid ${w.pid}): ${w.running}/${w.slots} running, heartbeat ${w.heartbeat}${w.silent ? ' (silent)' : ''}`),
         `tasks: ${data.tasks.join(', ') || 'none'}`,
       ].join('\n');
       return { data, text };
+    },
+  },
+  dashboard: {
+    describe: 'Serve the web dashboard (live queue, workers, results, actions) and Prometheus metrics at /metrics, until SIGINT/SIGTERM',
+    options: (y) =>
+      y
+        .option('port', { alias: 'p', type: 'number', default: 8080, describe: 'Port (0: any free one)' })
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to bind; anything but loopback needs --token' })
+        .option('token', { type: 'string', describe: 'Required on every request (?token=...)' }),
+    run: async (huey, argv) => {
+      huey.logger = new ConsoleLog({ level: 'info' });
+      const dashboard = await startDashboard(huey, { port: argv.port as number, host: argv.host as string, token: argv.token as string | undefined });
+      huey.logger.info(`dashboard for "${huey.name}" at ${dashboard.url}`);
+      await new Promise((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await dashboard.close();
+      return { data: { stopped: true }, text: 'dashboard stopped' };
     },
   },
   pending: {

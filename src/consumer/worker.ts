@@ -5,6 +5,7 @@ import type { ExecuteOptions, Huey, Outcome, RevocationFlags } from '../huey.js'
 import type { Message } from '../message.js';
 import type { Logger } from '../logger.js';
 import type { Claim } from '../storage/storage.js';
+import { Reporter } from './reporter.js';
 
 export interface WorkerOptions {
   /** Seconds to wait first when the queue is empty and the storage cannot block. @defaultValue 0.1 */
@@ -104,6 +105,8 @@ export class Worker {
   private runEnded?: () => void;
   /** The first storage failure of a run, for the loop to handle. */
   private failure?: { error: unknown };
+  /** Counts and recent runs, written to the storage once a second while `run()` goes. */
+  readonly reporter: Reporter;
 
   constructor(
     readonly huey: Huey,
@@ -117,6 +120,7 @@ export class Worker {
     this.prefetchWindowMs = (options.prefetchWindow ?? 0.01) * 1000;
     this.concurrency = options.concurrency ?? 1;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError('concurrency must be a whole number of at least 1');
+    this.reporter = new Reporter(huey, id, this.concurrency);
     this.logger = options.logger ?? prefixed(huey.logger, id);
     this.onStart = options.onStart;
     this.onFinish = options.onFinish;
@@ -141,6 +145,7 @@ export class Worker {
     let errorDelay = this.delay;
     let holdsStaleClaims = false;
     let next: Promise<Batch | null> | undefined;
+    this.reporter.start();
     while (!this.stopping) {
       let worked = false;
       let failed = false;
@@ -187,6 +192,7 @@ export class Worker {
       }
     }
     await this.allRunsEnded();
+    await this.reporter.stop();
     if (holdsStaleClaims || this.failure) return; // the consumer puts them back once the storage answers
     try {
       // Messages claimed ahead that never started go back on the queue, once every started run is acked.
@@ -366,15 +372,20 @@ export class Worker {
   private async runMessage(claim: Claim, message: Message, options: ExecuteOptions): Promise<Outcome> {
     this.logger.info(`executing ${message.name} ${message.id}`);
     const started = performance.now();
+    this.reporter.started(message);
     this.onStart?.(message);
     let outcome: Outcome;
     try {
       // Settles the claim too: stored result and ack in one step where it can.
       outcome = await this.huey.execute(message, Date.now(), claim, options);
+    } catch (error) {
+      this.reporter.abandoned(message);
+      throw error;
     } finally {
       this.onFinish?.(message);
     }
     const ms = performance.now() - started;
+    this.reporter.finished(message, outcome, ms);
     this.averageRunMs = this.averageRunMs === undefined ? ms : this.averageRunMs + AVERAGE_WEIGHT * (ms - this.averageRunMs);
     this.log(message, outcome, ms);
     return outcome;

@@ -22,6 +22,9 @@ export class MemoryStorage implements Storage {
   private dead: DeadLetter[] = [];
   private waiters: Array<() => void> = [];
   private leases = new Map<string, number>();
+  private status = new Map<string, string>();
+  /** Newest first. */
+  private eventLog: string[] = [];
   private expiries = new Map<string, number>();
   private watchers = new Map<string, Set<() => void>>();
 
@@ -269,7 +272,34 @@ export class MemoryStorage implements Storage {
     this.data.clear();
   }
 
+  async dataKeys(prefix: string, limit = Infinity): Promise<string[]> {
+    return [...this.data.keys()].filter((key) => key.startsWith(prefix) && this.live(key)).slice(0, limit);
+  }
+
+  async putStatus(id: string, value: string): Promise<void> {
+    this.status.set(id, value);
+  }
+
+  async statuses(): Promise<Record<string, string>> {
+    return Object.fromEntries(this.status);
+  }
+
+  async dropStatus(id: string): Promise<void> {
+    this.status.delete(id);
+  }
+
+  async pushEvents(values: readonly string[], keep: number): Promise<void> {
+    this.eventLog.unshift(...[...values].reverse());
+    this.eventLog.length = Math.min(this.eventLog.length, keep);
+  }
+
+  async events(limit = Infinity): Promise<string[]> {
+    return this.eventLog.slice(0, limit);
+  }
+
   async flushAll(): Promise<void> {
+    this.status.clear();
+    this.eventLog = [];
     this.queue = [];
     this.claims.clear();
     this.schedule = [];

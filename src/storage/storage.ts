@@ -138,7 +138,23 @@ export interface Storage {
   resultItems(): Promise<Record<string, string>>;
   flushResults(): Promise<void>;
 
-  /** Drop everything this instance keeps: queue, claims, schedule and data. */
+  /** Up to `limit` keys of the key/value data that start with `prefix` (revocation flags, locks). */
+  dataKeys(prefix: string, limit?: number): Promise<string[]>;
+
+  // ---- activity: what workers report for the dashboard, the admin command and metrics ----
+
+  /** Keep `value` as the latest status of worker `id`, replacing the one before. */
+  putStatus(id: string, value: string): Promise<void>;
+  /** Every worker's latest status, by worker id. */
+  statuses(): Promise<Record<string, string>>;
+  /** Forget worker `id`'s status: it stopped. */
+  dropStatus(id: string): Promise<void>;
+  /** Add events (newest last) to the event log, keeping only the newest `keep`. */
+  pushEvents(values: readonly string[], keep: number): Promise<void>;
+  /** Up to `limit` events, newest first. */
+  events(limit?: number): Promise<string[]>;
+
+  /** Drop everything this instance keeps: queue, claims, schedule, data and activity. */
   flushAll(): Promise<void>;
 }
 

@@ -98,6 +98,30 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.deepEqual(await storage.dequeueMany('w1', 10), []);
     });
 
+    it('keeps worker statuses, a capped event log, and lists data keys by prefix', async () => {
+      await storage.putStatus('w1', 'one');
+      await storage.putStatus('w2', 'two');
+      await storage.putStatus('w1', 'one again');
+      assert.deepEqual(await storage.statuses(), { w1: 'one again', w2: 'two' });
+      await storage.dropStatus('w2');
+      assert.deepEqual(await storage.statuses(), { w1: 'one again' });
+
+      await storage.pushEvents(['a', 'b'], 3);
+      await storage.pushEvents(['c', 'd'], 3);
+      assert.deepEqual(await storage.events(), ['d', 'c', 'b']);
+      assert.deepEqual(await storage.events(2), ['d', 'c']);
+
+      await storage.putData('lock.x', '1');
+      await storage.putData('lock.y*', '1');
+      await storage.putData('r:1', '1');
+      assert.deepEqual((await storage.dataKeys('lock.')).sort(), ['lock.x', 'lock.y*']);
+      assert.deepEqual(await storage.dataKeys('lock.y*'), ['lock.y*']);
+      assert.equal((await storage.dataKeys('lock.', 1)).length, 1);
+      await storage.flushAll();
+      assert.deepEqual(await storage.statuses(), {});
+      assert.deepEqual(await storage.events(), []);
+    });
+
     it('puts a worker\'s unacked claims back at the front, oldest first', async () => {
       await storage.enqueueMany([{ data: 'a' }, { data: 'b' }, { data: 'c' }]);
       await storage.dequeue('w1');

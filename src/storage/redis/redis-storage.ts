@@ -26,6 +26,9 @@ export class RedisKeys {
   readonly resultsChannel: string;
   /** Lease deadlines of consumers and workers: owner id → ms on the Redis server's clock. */
   readonly leases: string;
+  /** Each worker's latest status (worker id → JSON), and the capped event log. */
+  readonly workers: string;
+  readonly events: string;
   /** The priority queue, its sequence counter and wake-up list (PriorityRedisStorage only). */
   readonly priorityQueue: string;
   readonly prioritySequence: string;
@@ -42,6 +45,8 @@ export class RedisKeys {
     this.data = `${this.prefix}.results`;
     this.dead = `${this.prefix}.dead`;
     this.leases = `${this.prefix}.leases`;
+    this.workers = `${this.prefix}.workers`;
+    this.events = `${this.prefix}.events`;
     this.resultsChannel = `${this.prefix}.results.ready`;
     this.priorityQueue = `${this.prefix}.pqueue`;
     this.prioritySequence = `${this.prefix}.pqueue.seq`;
@@ -479,11 +484,47 @@ export class RedisStorage implements Storage {
     });
   }
 
+  async dataKeys(prefix: string, limit = -1): Promise<string[]> {
+    return this.guard(async () => {
+      const client = await this.ready();
+      const found: string[] = [];
+      // A glob pattern: escape its special characters in the prefix.
+      const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+      // HSCAN NOVALUES needs Redis 7.4; the match keeps the values read to the few wanted.
+      for await (const entries of client.hScanIterator(this.keys.data, { MATCH: match, COUNT: 500 })) {
+        found.push(...entries.map((entry) => String(entry.field)));
+        if (limit >= 0 && found.length >= limit) return found.slice(0, limit);
+      }
+      return found;
+    });
+  }
+
+  async putStatus(id: string, value: string): Promise<void> {
+    await this.send((client) => client.hSet(this.keys.workers, id, value));
+  }
+
+  async statuses(): Promise<Record<string, string>> {
+    return this.guard(async () => ({ ...(await (await this.ready()).hGetAll(this.keys.workers)) }));
+  }
+
+  async dropStatus(id: string): Promise<void> {
+    await this.send((client) => client.hDel(this.keys.workers, id));
+  }
+
+  async pushEvents(values: readonly string[], keep: number): Promise<void> {
+    if (values.length === 0) return;
+    await this.send((client) => client.multi().lPush(this.keys.events, [...values]).lTrim(this.keys.events, 0, keep - 1).exec());
+  }
+
+  async events(limit = -1): Promise<string[]> {
+    return this.guard(async () => (await this.ready()).lRange(this.keys.events, 0, limit < 0 ? -1 : limit - 1));
+  }
+
   async flushAll(): Promise<void> {
     return this.guard(async () => {
       const client = await this.ready();
-      const { queue, schedule, data, dead, leases, priorityQueue, prioritySequence, wake } = this.keys;
-      const keys = [queue, schedule, data, dead, leases, priorityQueue, prioritySequence, wake];
+      const { queue, schedule, data, dead, leases, workers, events, priorityQueue, prioritySequence, wake } = this.keys;
+      const keys = [queue, schedule, data, dead, leases, workers, events, priorityQueue, prioritySequence, wake];
       for (const pattern of [this.keys.claimedPattern, this.keys.resultPattern]) {
         for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 100 })) keys.push(...batch);
       }

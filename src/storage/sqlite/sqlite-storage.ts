@@ -45,6 +45,14 @@ const SCHEMA = (t: string) => `
     owner TEXT PRIMARY KEY,
     deadline INTEGER NOT NULL
   );
+  CREATE TABLE IF NOT EXISTS "${t}_status" (
+    worker TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS "${t}_events" (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    value TEXT NOT NULL
+  );
 `;
 
 type Row = Record<string, unknown>;
@@ -324,9 +332,41 @@ export class SqliteStorage implements Storage {
     this.sql('DELETE FROM "$t_data"').run();
   }
 
+  async dataKeys(prefix: string, limit = -1): Promise<string[]> {
+    // substr, not LIKE: a prefix may hold % or _.
+    const rows = this.sql(`SELECT key FROM "$t_data" WHERE substr(key, 1, ?) = ? AND ${SqliteStorage.LIVE} LIMIT ?`).all(prefix.length, prefix, Date.now(), limit) as Row[];
+    return rows.map((row) => String(row.key));
+  }
+
+  async putStatus(id: string, value: string): Promise<void> {
+    this.sql('INSERT INTO "$t_status" (worker, value) VALUES (?, ?) ON CONFLICT (worker) DO UPDATE SET value = excluded.value').run(id, value);
+  }
+
+  async statuses(): Promise<Record<string, string>> {
+    const rows = this.sql('SELECT worker, value FROM "$t_status"').all() as Row[];
+    return Object.fromEntries(rows.map((row) => [String(row.worker), String(row.value)]));
+  }
+
+  async dropStatus(id: string): Promise<void> {
+    this.sql('DELETE FROM "$t_status" WHERE worker = ?').run(id);
+  }
+
+  async pushEvents(values: readonly string[], keep: number): Promise<void> {
+    const insert = this.sql('INSERT INTO "$t_events" (value) VALUES (?)');
+    this.atomically(() => {
+      for (const value of values) insert.run(value);
+      this.sql('DELETE FROM "$t_events" WHERE id <= (SELECT max(id) FROM "$t_events") - ?').run(keep);
+    });
+  }
+
+  async events(limit = -1): Promise<string[]> {
+    const rows = this.sql('SELECT value FROM "$t_events" ORDER BY id DESC LIMIT ?').all(limit) as Row[];
+    return rows.map((row) => String(row.value));
+  }
+
   async flushAll(): Promise<void> {
     this.atomically(() => {
-      for (const table of ['queue', 'schedule', 'data', 'dead', 'leases']) this.sql(`DELETE FROM "$t_${table}"`).run();
+      for (const table of ['queue', 'schedule', 'data', 'dead', 'leases', 'status', 'events']) this.sql(`DELETE FROM "$t_${table}"`).run();
     });
   }
 }

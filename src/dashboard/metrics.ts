@@ -1,0 +1,57 @@
+import { Counter, Gauge, Registry, type MetricValueWithName } from 'prom-client';
+import { DURATION_BUCKETS } from '../consumer/reporter.js';
+import type { Snapshot } from './snapshot.js';
+
+/**
+ * The Prometheus text for one snapshot. Totals are the sums of what each
+ * live worker counted since it started, so a restarted worker shows as a
+ * counter reset, which `rate()` and `increase()` allow for.
+ */
+export async function prometheusText(snapshot: Snapshot): Promise<{ contentType: string; text: string }> {
+  const registry = new Registry();
+  const gauge = (name: string, help: string, value: number) => new Gauge({ name, help, registers: [registry] }).set(value);
+  gauge('huey_queue_depth', 'Tasks waiting to run', snapshot.pending);
+  gauge('huey_scheduled_tasks', 'Tasks waiting for their time', snapshot.scheduledCount);
+  gauge('huey_workers', 'Workers that reported in the last 5 seconds', snapshot.workers.filter((w) => !w.silent).length);
+  gauge('huey_running_tasks', 'Tasks running now', snapshot.running.length);
+  gauge('huey_dead_letters', 'Messages set aside because they could not run', snapshot.deadLetters);
+
+  const runs = new Counter({ name: 'huey_tasks_total', help: 'Task runs by task name and outcome (complete, failed, retrying, revoked, expired, canceled, locked)', labelNames: ['task', 'outcome'], registers: [registry] });
+  const buckets = new Map<string, { counts: number[]; seconds: number }>();
+  for (const worker of snapshot.workers) {
+    for (const [task, counts] of Object.entries(worker.tasks)) {
+      for (const [outcome, n] of Object.entries(counts.outcomes)) runs.inc({ task, outcome }, n);
+      const total = buckets.get(task) ?? { counts: new Array(DURATION_BUCKETS.length + 1).fill(0), seconds: 0 };
+      counts.buckets.forEach((n, i) => (total.counts[i]! += n));
+      total.seconds += counts.seconds;
+      buckets.set(task, total);
+    }
+  }
+  registry.registerMetric(durationHistogram(buckets) as never);
+  return { contentType: registry.contentType, text: await registry.metrics() };
+}
+
+/**
+ * The workers' run durations as a Prometheus histogram. prom-client's own
+ * Histogram only observes values; the buckets here were counted by the
+ * workers, so they are handed to the registry as a ready metric.
+ */
+function durationHistogram(buckets: Map<string, { counts: number[]; seconds: number }>) {
+  const name = 'huey_task_duration_seconds';
+  const help = 'How long task runs took, by task name';
+  const get = async () => {
+    const values: Array<MetricValueWithName<string>> = [];
+    for (const [task, { counts, seconds }] of buckets) {
+      let cumulative = 0;
+      counts.forEach((n, i) => {
+        cumulative += n;
+        const le = i < DURATION_BUCKETS.length ? String(DURATION_BUCKETS[i]) : '+Inf';
+        values.push({ metricName: `${name}_bucket`, labels: { task, le }, value: cumulative });
+      });
+      values.push({ metricName: `${name}_sum`, labels: { task }, value: seconds });
+      values.push({ metricName: `${name}_count`, labels: { task }, value: cumulative });
+    }
+    return { name, help, type: 'histogram', aggregator: 'sum', values };
+  };
+  return { name, help, get };
+}

@@ -1,0 +1,139 @@
+/*
+ * The dashboard page: one HTML document with its style and script, no build
+ * step and nothing fetched from elsewhere. It listens to /events (one
+ * snapshot a second) and posts confirmed actions to /api/action. Everything
+ * from the queue is put on the page as text, never as HTML.
+ */
+export const PAGE = String.raw`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>huey-ts dashboard</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2330; background: #f5f6f8; }
+  header { background: #1d2330; color: #fff; padding: 12px 20px; display: flex; gap: 24px; align-items: baseline; flex-wrap: wrap; }
+  header h1 { font-size: 18px; margin: 0 16px 0 0; }
+  .stat b { font-size: 20px; display: block; }
+  .stat { font-size: 12px; color: #c6cbd6; }
+  main { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 16px; padding: 16px 20px; }
+  section { background: #fff; border-radius: 6px; padding: 10px 14px; box-shadow: 0 1px 2px rgba(0,0,0,.08); overflow: auto; max-height: 420px; }
+  section.wide { grid-column: 1 / -1; }
+  h2 { font-size: 14px; margin: 4px 0 8px; }
+  table { border-collapse: collapse; width: 100%; }
+  td, th { text-align: left; padding: 3px 6px; border-bottom: 1px solid #eceef2; vertical-align: top; font-size: 13px; }
+  th { color: #6b7385; font-weight: 600; }
+  code { font-size: 12px; }
+  .complete { color: #17803d; } .failed, .locked { color: #c02828; } .retrying, .canceled { color: #b06d00; } .revoked, .expired { color: #6b7385; }
+  .silent { color: #c02828; }
+  button { font-size: 12px; padding: 1px 8px; cursor: pointer; }
+  pre { margin: 4px 0; white-space: pre-wrap; font-size: 12px; color: #7a1f1f; }
+  #notice { padding: 6px 20px; min-height: 18px; font-size: 13px; }
+  .empty { color: #8b93a5; font-style: italic; }
+  svg rect.done { fill: #3aa76d; } svg rect.fail { fill: #d64545; }
+</style>
+</head>
+<body>
+<header>
+  <h1 id="title">huey-ts</h1>
+  <div class="stat"><b data-testid="pending">–</b>pending</div>
+  <div class="stat"><b data-testid="scheduled-count">–</b>scheduled</div>
+  <div class="stat"><b data-testid="running-count">–</b>running</div>
+  <div class="stat"><b data-testid="worker-count">–</b>workers</div>
+  <div class="stat"><b data-testid="dead-count">–</b>dead letters</div>
+  <div class="stat"><b data-testid="rate">–</b>done / failed, last minute</div>
+</header>
+<div id="notice" data-testid="notice"></div>
+<main>
+  <section class="wide"><h2>Throughput, last hour (per minute: completed, failed)</h2><svg id="chart" width="100%" height="90" preserveAspectRatio="none" viewBox="0 0 600 90"></svg></section>
+  <section><h2>Running</h2><table data-testid="running"></table></section>
+  <section><h2>Workers</h2><table data-testid="workers"></table></section>
+  <section class="wide"><h2>Recent results and failures</h2><table data-testid="events"></table></section>
+  <section><h2>Scheduled</h2><table data-testid="scheduled"></table></section>
+  <section><h2>Pending (next first)</h2><table data-testid="pending-tasks"></table></section>
+  <section><h2>Periodic tasks</h2><table data-testid="periodic"></table></section>
+  <section><h2>Revoked</h2><table data-testid="revoked"></table></section>
+  <section><h2>Locks held</h2><table data-testid="locks"></table></section>
+</main>
+<script>
+const token = new URLSearchParams(location.search).get('token');
+const withToken = (path) => token ? path + '?token=' + encodeURIComponent(token) : path;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key === 'onclick') node.onclick = value; else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(child == null ? '' : String(child)));
+  return node;
+}
+
+function table(testid, headings, rows, empty) {
+  const target = document.querySelector('[data-testid="' + testid + '"]');
+  target.replaceChildren();
+  if (rows.length === 0) { target.append(el('tr', {}, el('td', { class: 'empty' }, empty))); return; }
+  target.append(el('tr', {}, ...headings.map((h) => el('th', {}, h))));
+  for (const cells of rows) target.append(el('tr', {}, ...cells.map((c) => el('td', {}, c))));
+}
+
+function button(label, action, target, question) {
+  return el('button', { 'data-action': action, 'data-target': target, onclick: () => act(action, target, question) }, label);
+}
+
+async function act(action, target, question) {
+  if (!confirm(question)) return;
+  const response = await fetch(withToken('/api/action'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action, target }) });
+  const body = await response.json();
+  document.getElementById('notice').textContent = body.message || body.error;
+}
+
+const time = (ms) => ms ? new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '';
+const ago = (ms) => ((Date.now() - ms) / 1000).toFixed(1) + ' s';
+const call = (t) => t.name + '(' + t.args.map((a) => JSON.stringify(a)).join(', ') + ')';
+
+function chart(rows) {
+  const svg = document.getElementById('chart');
+  svg.replaceChildren();
+  const now = Date.now();
+  const start = now - now % 60000 - 59 * 60000;
+  const max = Math.max(1, ...rows.map((r) => r[1] + r[2]));
+  for (const [minute, done, failed] of rows) {
+    const i = Math.round((minute - start) / 60000);
+    if (i < 0 || i > 59) continue;
+    const x = i * 10, hDone = 88 * done / max, hFail = 88 * failed / max;
+    const a = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
+    a.setAttribute('class', 'done'); a.setAttribute('x', x); a.setAttribute('width', 8); a.setAttribute('y', 90 - hDone - hFail); a.setAttribute('height', hDone);
+    const b = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
+    b.setAttribute('class', 'fail'); b.setAttribute('x', x); b.setAttribute('width', 8); b.setAttribute('y', 90 - hFail); b.setAttribute('height', hFail);
+    svg.append(a, b);
+  }
+}
+
+function render(s) {
+  if (s.error) { document.getElementById('notice').textContent = 'storage error: ' + s.error; return; }
+  document.getElementById('title').textContent = 'huey-ts: ' + s.name + ' (' + s.storage + ')';
+  const set = (id, v) => document.querySelector('[data-testid="' + id + '"]').textContent = v;
+  const live = s.workers.filter((w) => !w.silent);
+  const last = s.throughput[s.throughput.length - 1];
+  set('pending', s.pending); set('scheduled-count', s.scheduledCount); set('running-count', s.running.length);
+  set('worker-count', live.length); set('dead-count', s.deadLetters);
+  set('rate', last && Date.now() - last[0] < 120000 ? last[1] + ' / ' + last[2] : '0 / 0');
+  chart(s.throughput);
+  table('running', ['task', 'id', 'worker', 'elapsed'], s.running.map((r) => [r.name, el('code', {}, r.id), r.worker, ago(r.started)]), 'nothing running');
+  table('workers', ['worker', 'host', 'slots', 'heartbeat', 'running'], s.workers.map((w) => [w.id, w.host + ' (pid ' + w.pid + ')', w.concurrency, el('span', { class: w.silent ? 'silent' : '' }, ago(w.at) + ' ago' + (w.silent ? ' (silent)' : '')), w.running.length]), 'no worker has reported');
+  table('events', ['at', 'task', 'id', 'outcome', 'took'], s.events.map((e) => [time(e.at), e.name, el('code', {}, e.id), el('span', { class: e.status, 'data-status': e.status }, e.status, e.error ? el('details', { open: '' }, el('summary', {}, 'error'), el('pre', { 'data-testid': 'stack' }, e.error)) : ''), e.ms.toFixed(1) + ' ms']), 'no runs yet');
+  table('scheduled', ['eta', 'call', 'id', ''], s.scheduled.map((t) => [time(t.eta), call(t), el('code', {}, t.id), button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing scheduled');
+  table('pending-tasks', ['call', 'id', 'priority', ''], s.pendingTasks.map((t) => [call(t), el('code', {}, t.id), t.priority, button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing pending');
+  table('periodic', ['task', 'schedule', 'next run', ''], s.periodic.map((p) => [p.name, p.schedule, p.nextRun || '', button('Run now', 'run-periodic', p.name, 'Enqueue ' + p.name + ' now?')]), 'no periodic tasks');
+  table('revoked', ['what', '', ''], s.revoked.map((r) => [r.kind === 'task' ? 'every call of' : 'task id', el('code', {}, r.target), button('Restore', r.kind === 'task' ? 'restore-task' : 'restore', r.target, 'Restore ' + r.target + '?')]), 'nothing revoked');
+  table('locks', ['lock', ''], s.locks.map((name) => [name, button('Flush', 'flush-lock', name, 'Flush lock ' + name + '?')]), 'no lock held');
+}
+
+const events = new EventSource(withToken('/events'));
+events.onmessage = (event) => render(JSON.parse(event.data));
+events.onerror = () => { document.getElementById('notice').textContent = 'reconnecting to the dashboard...'; };
+events.onopen = () => { document.getElementById('notice').textContent = ''; };
+</script>
+</body>
+</html>
+`;

@@ -1,0 +1,109 @@
+import { DateTime } from 'luxon';
+import type { ActivityEvent, WorkerStatus } from '../consumer/reporter.js';
+import type { Huey } from '../huey.js';
+import { lockKey } from '../lock.js';
+import type { Message } from '../message.js';
+
+/** A worker whose status is older than this is shown as silent (it died, or its storage is away). */
+export const SILENT_AFTER_MS = 5000;
+/** Statuses older than this are dropped: their workers are gone for good. */
+const FORGET_AFTER_MS = 60 * 60_000;
+/** How many pending and scheduled tasks, events and flags a snapshot lists. */
+const LIST_LIMIT = 50;
+
+export interface TaskRow {
+  id: string;
+  name: string;
+  args: unknown[];
+  priority: number;
+  eta: number | null;
+}
+
+/** Everything the dashboard shows, read in one go; also what /metrics and `huey info` report. */
+export interface Snapshot {
+  name: string;
+  storage: string;
+  at: number;
+  pending: number;
+  pendingTasks: TaskRow[];
+  scheduledCount: number;
+  scheduled: TaskRow[];
+  periodic: Array<{ name: string; schedule: string; nextRun: string | null }>;
+  workers: Array<WorkerStatus & { silent: boolean }>;
+  running: Array<{ worker: string; id: string; name: string; started: number }>;
+  events: ActivityEvent[];
+  /** Revoked task names and task ids. */
+  revoked: Array<{ kind: 'task' | 'id'; target: string }>;
+  locks: string[];
+  deadLetters: number;
+  /** Completed and failed runs per minute over the last hour, all workers together, oldest first. */
+  throughput: Array<[minute: number, completed: number, failed: number]>;
+}
+
+const row = (m: Message): TaskRow => ({ id: m.id, name: m.name, args: m.args, priority: m.priority, eta: m.eta });
+
+export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
+  const { storage } = huey;
+  const now = Date.now();
+  const [pending, pendingTasks, scheduledCount, scheduled, statuses, events, revokedIds, revokedTasks, locks, deadLetters] = await Promise.all([
+    storage.queueSize(),
+    huey.pending(LIST_LIMIT),
+    storage.scheduleSize(),
+    huey.scheduled(LIST_LIMIT),
+    storage.statuses(),
+    storage.events(LIST_LIMIT),
+    storage.dataKeys('r:', LIST_LIMIT),
+    storage.dataKeys('rt:', LIST_LIMIT),
+    storage.dataKeys(lockKey(''), LIST_LIMIT),
+    storage.deadLetters(),
+  ]);
+
+  const workers: Snapshot['workers'] = [];
+  for (const [id, text] of Object.entries(statuses)) {
+    const status = JSON.parse(text) as WorkerStatus;
+    if (now - status.at > FORGET_AFTER_MS) {
+      await storage.dropStatus(id);
+      continue;
+    }
+    workers.push({ ...status, silent: now - status.at > SILENT_AFTER_MS });
+  }
+  workers.sort((a, b) => a.id.localeCompare(b.id));
+
+  const minutes = new Map<number, [number, number, number]>();
+  for (const worker of workers) {
+    for (const [minute, completed, failed] of worker.minutes) {
+      const total = minutes.get(minute) ?? [minute, 0, 0];
+      total[1] += completed;
+      total[2] += failed;
+      minutes.set(minute, total);
+    }
+  }
+
+  const at = DateTime.fromMillis(now, { zone: 'utc' });
+  return {
+    name: huey.name,
+    storage: storage.kind,
+    at: now,
+    pending,
+    pendingTasks: pendingTasks.map(row),
+    scheduledCount,
+    scheduled: scheduled.map(row),
+    periodic: huey.periodicTasks().map((definition) => {
+      const schedule = definition.periodic!;
+      const next = schedule.next?.(at);
+      // A crontab names itself; a hand-written schedule function would print its source.
+      const named = schedule.toString !== Function.prototype.toString;
+      return { name: definition.name, schedule: named ? schedule.toString() : 'custom', nextRun: next ? next.toUTC().toISO({ suppressMilliseconds: true }) : null };
+    }),
+    workers,
+    running: workers.filter((w) => !w.silent).flatMap((w) => w.running.map((run) => ({ worker: w.id, ...run }))),
+    events: events.map((text) => JSON.parse(text) as ActivityEvent),
+    revoked: [
+      ...revokedTasks.map((key) => ({ kind: 'task' as const, target: key.slice('rt:'.length) })),
+      ...revokedIds.map((key) => ({ kind: 'id' as const, target: key.slice('r:'.length) })),
+    ],
+    locks: locks.map((key) => key.slice(lockKey('').length)),
+    deadLetters: deadLetters.length,
+    throughput: [...minutes.values()].filter(([minute]) => minute >= now - 60 * 60_000).sort((a, b) => a[0] - b[0]),
+  };
+}

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { killAll, runScript, startConsumer, type Spawned } from './support/processes.js';
+import { startRedis, type TestRedis } from './support/redis-server.js';
+
+// The dashboard in real headless Chromium, served by a real consumer (--dashboard), on Redis;
+// and the same consumer option on the embedded SQLite storage.
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+let redis: TestRedis;
+let browser: Browser;
+let fixture: typeof import('./fixtures/faults.js');
+
+before(async () => {
+  redis = await startRedis();
+  process.env.REDIS_URL = redis.url;
+  fixture = await import('./fixtures/faults.js');
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await killAll();
+  await fixture?.huey.close();
+  await redis.close();
+});
+
+async function consumerWithDashboard(args: string[], env: NodeJS.ProcessEnv): Promise<{ consumer: Spawned; url: string }> {
+  const consumer = startConsumer([...args, '--dashboard', '0'], env);
+  const [, url] = (await consumer.waitFor(/dashboard at (http:\/\/\S+)/)) as RegExpMatchArray;
+  await consumer.waitFor(/consumer running with/);
+  return { consumer, url: url! };
+}
+
+/** The events table row of task `id`, once it shows `status`. */
+function eventRow(page: Page, id: string, status: string) {
+  return page.locator('[data-testid="events"] tr', { hasText: id }).filter({ has: page.locator(`[data-status="${status}"]`) });
+}
+
+describe('dashboard in Chromium', () => {
+  it('shows a task run, a failure with its stack, and revokes a scheduled task from the page', async () => {
+    const { consumer, url } = await consumerWithDashboard(['test/fixtures/faults.huey', '-w', '2'], { REDIS_URL: redis.url });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    await page.goto(url);
+    await page.locator('#title', { hasText: 'fixture-faults (redis)' }).waitFor();
+
+    const doubled = fixture.double(21);
+    await eventRow(page, doubled.id, 'complete').waitFor();
+    assert.equal(await doubled.get({ blocking: true, timeout: 5 }), 42);
+
+    const failing = fixture.fails('on purpose');
+    const failedRow = eventRow(page, failing.id, 'failed');
+    await failedRow.waitFor();
+    const stack = await failedRow.locator('[data-testid="stack"]').textContent();
+    assert.match(stack ?? '', /^Error: boom: on purpose\n\s+at fails /);
+
+    // The async consumer is one worker with two run slots, and it reports its heartbeat.
+    await page.locator('[data-testid="workers"] tr', { hasText: '.async' }).filter({ hasText: 'ago' }).waitFor();
+    assert.equal(await page.locator('[data-testid="worker-count"]').textContent(), '1');
+
+    const later = fixture.double.schedule({ args: [5], delay: 3600 });
+    await later.enqueued;
+    const revoke = page.locator(`[data-testid="scheduled"] button[data-action="revoke"][data-target="${later.id}"]`);
+    await revoke.waitFor();
+    const question = new Promise<string>((resolve) => page.once('dialog', (dialog) => void dialog.accept().then(() => resolve(dialog.message()))));
+    await revoke.click();
+    assert.match(await question, new RegExp(`Revoke double ${later.id}\\?`));
+    await page.locator('[data-testid="notice"]', { hasText: `revoked task ${later.id}` }).waitFor();
+    await page.locator('[data-testid="revoked"] button[data-action="restore"]', { hasText: 'Restore' }).waitFor();
+    assert.equal(await fixture.huey.isRevokedId(later.id), true);
+    assert.match(consumer.output, new RegExp(`dashboard: revoked task ${later.id}`));
+    // When its time comes, the revoked task is skipped, not run.
+    const [scheduled] = await fixture.huey.scheduled();
+    await fixture.huey.storage.enqueueDue(scheduled!.eta!);
+    await eventRow(page, later.id, 'revoked').waitFor();
+
+    if (process.env.DASHBOARD_SCREENSHOT) await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT, fullPage: true });
+
+    const metrics = await (await fetch(new URL('/metrics', url))).text();
+    assert.match(metrics, /^huey_tasks_total\{task="double",outcome="complete"\} 1$/m);
+    assert.match(metrics, /^huey_tasks_total\{task="fails",outcome="failed"\} 1$/m);
+    assert.match(metrics, /^huey_task_duration_seconds_count\{task="double"\} 2$/m);
+    assert.match(metrics, /^huey_workers 1$/m);
+
+    await page.close();
+    consumer.child.kill('SIGTERM');
+    assert.equal(await consumer.exited(), 0, consumer.output);
+  });
+
+  it('refuses a request without the token when one is set', async () => {
+    const { consumer, url } = await consumerWithDashboard(['test/fixtures/faults.huey', '--dashboard-token', 's3cret'], { REDIS_URL: redis.url });
+    assert.match(url, /\?token=s3cret$/);
+    assert.equal((await fetch(new URL('/api/snapshot', url).href.replace(/\?.*/, ''))).status, 401);
+    assert.equal((await fetch(new URL('/api/snapshot?token=s3cret', url))).status, 200);
+    consumer.child.kill('SIGTERM');
+    assert.equal(await consumer.exited(), 0, consumer.output);
+  });
+});
+
+describe('dashboard on the embedded storage', () => {
+  it('reports the worker and the runs of a SQLite consumer', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'huey-dash-')), 'huey.db');
+    const env = { REDIS_URL: '', HUEY_SQLITE_FILE: file };
+    const { consumer, url } = await consumerWithDashboard(['examples/simple/main.huey', '-n'], env);
+    const page = await browser.newPage();
+    await page.goto(url);
+    await page.locator('#title', { hasText: 'simple-example (sqlite)' }).waitFor();
+    await page.locator('[data-testid="workers"] tr', { hasText: '.async' }).waitFor();
+    const producer = await runScript('examples/simple/producer.ts', env);
+    assert.equal(producer.code, 0, producer.output);
+    await page.locator('[data-testid="events"] tr', { hasText: 'add' }).filter({ has: page.locator('[data-status="complete"]') }).first().waitFor();
+    await page.close();
+    consumer.child.kill('SIGTERM');
+    assert.equal(await consumer.exited(), 0, consumer.output);
+  });
+});
