@@ -15,7 +15,7 @@ import { Spawned, startConsumer } from '../test/support/processes.js';
 import { startRedis } from '../test/support/redis-server.js';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
-const SIZES = { one: 3000, bulk: 10_000, drain: 20_000, latency: 300, memory: 10_000 };
+const SIZES = { one: 3000, bulk: 10_000, drain: 20_000, latency: 300, backlog: 10_000, memory: 10_000 };
 
 const redis = await startRedis();
 const admin = createClient({ url: redis.url });
@@ -197,6 +197,23 @@ const scenarios: Scenario[] = [
     },
   },
   { name: '5b. latency enqueue → start, idle (p99)', unit: 'ms', higherIsBetter: false, run: async (side) => p99s.get(side.name) ?? NaN },
+  {
+    name: '5c. latency enqueue → start, behind a 10,000-task backlog',
+    unit: 'ms',
+    higherIsBetter: false,
+    run: async (side) => {
+      await side.startWorkers(1);
+      await side.enqueueBulk(range(SIZES.backlog));
+      // The probe goes in last, so it starts once the backlog ahead of it is through.
+      const probe = 2_000_000;
+      const sent = performance.now();
+      await side.enqueueOne(probe);
+      await until(() => starts.has(probe));
+      const latency = starts.get(probe)! - sent;
+      await side.stopWorkers();
+      return latency;
+    },
+  },
   {
     name: '6a. Redis memory per queued task',
     unit: 'bytes',
