@@ -108,6 +108,8 @@ const TASK_OPTIONS_METADATA = 'huey:task-options';
 /** `r:<id>` revokes one call, `rt:<name>` every call of a task. */
 const revokeKey = (id: string) => `r:${id}`;
 const revokeTaskKey = (name: string) => `rt:${name}`;
+/** Set while the queue is paused (by `huey.pause()`), to when it was paused. */
+const PAUSED_KEY = 'paused';
 
 /**
  * One application's task queue: its registry of tasks, its storage, and the
@@ -315,7 +317,8 @@ export class Huey {
 
   // ---- enqueueing ----
 
-  private serializeMessage(message: Message): string {
+  /** A message as the storage keeps it; throws `SerializationError` for what cannot be sent. */
+  serializeMessage(message: Message): string {
     let data: string;
     try {
       data = this.serializer.serialize(message);
@@ -626,6 +629,26 @@ export class Huey {
   /** A named lock shared by every process on this storage; see `TaskLock`. */
   lockTask(name: string): TaskLock {
     return createTaskLock(() => this.storage, name);
+  }
+
+  // ---- pausing ----
+
+  /**
+   * Stop every worker on this storage from starting new tasks, within about
+   * a second (each worker looks once a second); running tasks finish, and
+   * tasks keep arriving in the queue.
+   */
+  async pause(): Promise<void> {
+    await this.storage.putData(PAUSED_KEY, String(Date.now()));
+  }
+
+  /** Let workers start tasks again. False when the queue was not paused. */
+  resume(): Promise<boolean> {
+    return this.storage.deleteData(PAUSED_KEY);
+  }
+
+  isPaused(): Promise<boolean> {
+    return this.storage.hasDataForKey(PAUSED_KEY);
   }
 
   /** Clear the named locks (all of them with no names). Returns the names that were held. */

@@ -84,6 +84,27 @@ describe('huey admin command', () => {
     assert.equal(await huey.pendingCount(), 0);
   });
 
+  it('lists dead letters and puts one back with retry; pauses and resumes', async () => {
+    const stray = { id: 'stray-1', name: 'noSuchTask', args: [], retries: 0, retryDelay: 0, retryBackoff: 1, priority: 0, eta: null, expires: null };
+    await huey.storage.enqueue(huey.serializeMessage(stray));
+    assert.equal(await new Worker(huey, 'admin-test').runOnce(), 1);
+    assert.match((await admin('dead-letters', 'examples/simple/main.huey')).stdout, /unknown task "noSuchTask"/);
+
+    assert.equal((await admin('retry', 'examples/simple/main.huey', 'stray-1')).stdout.trim(), 'retried dead-lettered task noSuchTask stray-1');
+    assert.deepEqual((await huey.pending()).map((m) => m.id), ['stray-1']);
+    assert.equal((await huey.storage.deadLetters()).length, 0);
+    const missing = await admin('retry', 'examples/simple/main.huey', 'stray-1');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no dead-lettered task stray-1/);
+    await huey.storage.flushQueue();
+
+    assert.equal((await admin('pause', 'examples/simple/main.huey')).code, 0);
+    assert.equal(await huey.isPaused(), true);
+    assert.match((await admin('info', 'examples/simple/main.huey')).stdout, /^PAUSED/m);
+    assert.equal((await admin('resume', 'examples/simple/main.huey')).stdout.trim(), 'resumed');
+    assert.equal(await huey.isPaused(), false);
+  });
+
   it('names a module that will not load, and an unknown command, in one line', async () => {
     const missing = await admin('info', 'nowhere/main.huey');
     assert.equal(missing.code, 1);

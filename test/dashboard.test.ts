@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Snapshot } from '../src/dashboard/snapshot.js';
 import { killAll, runScript, startConsumer, type Spawned } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
@@ -40,6 +41,19 @@ async function consumerWithDashboard(args: string[], env: NodeJS.ProcessEnv): Pr
   return { consumer, url: url! };
 }
 
+/** Poll `condition` every 100 ms until it holds; fail after `ms`. */
+async function pollUntil(condition: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`waited ${ms} ms for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function snapshotOf(url: string): Promise<Snapshot> {
+  return (await (await fetch(new URL('/api/snapshot', url))).json()) as Snapshot;
+}
+
 /** The events table row of task `id`, once it shows `status`. */
 function eventRow(page: Page, id: string, status: string) {
   return page.locator('[data-testid="events"] tr', { hasText: id }).filter({ has: page.locator(`[data-status="${status}"]`) });
@@ -62,6 +76,13 @@ describe('dashboard in Chromium', () => {
     const stack = await failedRow.locator('[data-testid="stack"]').textContent();
     assert.match(stack ?? '', /^Error: boom: on purpose\n\s+at fails /);
 
+    // A failure can be run again from the page, under the same id.
+    const retried = new Promise<void>((resolve) => page.once('dialog', (dialog) => void dialog.accept().then(() => resolve())));
+    await failedRow.locator('button[data-action="retry"]').click();
+    await retried;
+    await page.locator('[data-testid="notice"]', { hasText: `retried failed task fails ${failing.id}` }).waitFor();
+    await page.locator('[data-testid="events"] tr', { hasText: failing.id }).nth(1).waitFor();
+
     // The async consumer is one worker with two run slots, and it reports its heartbeat.
     await page.locator('[data-testid="workers"] tr', { hasText: '.async' }).filter({ hasText: 'ago' }).waitFor();
     assert.equal(await page.locator('[data-testid="worker-count"]').textContent(), '1');
@@ -82,12 +103,33 @@ describe('dashboard in Chromium', () => {
     await fixture.huey.storage.enqueueDue(scheduled!.eta!);
     await eventRow(page, later.id, 'revoked').waitFor();
 
+    // Paused from the page, the workers leave a new task waiting until resumed.
+    const paused = new Promise<void>((resolve) => page.once('dialog', (dialog) => void dialog.accept().then(() => resolve())));
+    await page.locator('button[data-action="pause"]').click();
+    await paused;
+    await page.locator('[data-testid="pause-control"]', { hasText: 'PAUSED' }).waitFor();
+    const heartbeat = async () => (await snapshotOf(url)).workers[0]!.at;
+    const pausedAt = Date.now();
+    // Once the worker has written its status (and so read the flag) after the pause, it starts nothing new.
+    await pollUntil(async () => (await heartbeat()) > pausedAt, 'a status written after the pause');
+    const waiting = fixture.double(7);
+    await waiting.enqueued;
+    const enqueuedAt = Date.now();
+    await pollUntil(async () => (await heartbeat()) > enqueuedAt + 1000, 'two more statuses');
+    assert.deepEqual((await fixture.huey.pending()).map((m) => m.id), [waiting.id], 'a paused worker left it in the queue');
+    const resumed = new Promise<void>((resolve) => page.once('dialog', (dialog) => void dialog.accept().then(() => resolve())));
+    await page.locator('button[data-action="resume"]').click();
+    await resumed;
+    assert.equal(await waiting.get({ blocking: true, timeout: 10 }), 14);
+
     if (process.env.DASHBOARD_SCREENSHOT) await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT, fullPage: true });
 
-    const metrics = await (await fetch(new URL('/metrics', url))).text();
-    assert.match(metrics, /^huey_tasks_total\{task="double",outcome="complete"\} 1$/m);
-    assert.match(metrics, /^huey_tasks_total\{task="fails",outcome="failed"\} 1$/m);
-    assert.match(metrics, /^huey_task_duration_seconds_count\{task="double"\} 2$/m);
+    // Workers write their counts once a second: wait for the last run to be in them.
+    let metrics = '';
+    await pollUntil(async () => /huey_task_duration_seconds_count\{task="double"\} 3$/m.test((metrics = await (await fetch(new URL('/metrics', url))).text())), 'the metrics of every run');
+    assert.match(metrics, /^huey_tasks_total\{task="double",outcome="complete"\} 2$/m);
+    assert.match(metrics, /^huey_tasks_total\{task="fails",outcome="failed"\} 2$/m);
+    assert.match(metrics, /^huey_task_duration_seconds_count\{task="double"\} 3$/m);
     assert.match(metrics, /^huey_workers 1$/m);
 
     await page.close();

@@ -9,6 +9,7 @@ import { hideBin } from 'yargs/helpers';
 import { DateTime } from 'luxon';
 import { loadHuey, locateHuey, ModuleLoadError } from '../consumer/load-module.js';
 import { ConsoleLog } from '../consumer/log.js';
+import { ACTIONS } from '../dashboard/actions.js';
 import { startDashboard } from '../dashboard/server.js';
 import { takeSnapshot } from '../dashboard/snapshot.js';
 import { HueyError } from '../errors.js';
@@ -54,6 +55,7 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
         scheduled: snapshot.scheduledCount,
         stored,
         deadLetters: snapshot.deadLetters,
+        paused: snapshot.paused,
         workers,
         tasks: huey.taskNames.sort(),
       };
@@ -63,6 +65,7 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
         `scheduled: ${data.scheduled}`,
         `results, flags and locks stored: ${stored}`,
         `dead letters: ${data.deadLetters}`,
+        ...(data.paused ? ['PAUSED: workers start no new tasks (huey resume)'] : []),
         `workers: ${workers.length === 0 ? 'none reporting' : ''}`,
         ...workers.map((w) => `  ${w.id} on ${w.host} (pid ${w.pid}): ${w.running}/${w.slots} running, heartbeat ${w.heartbeat}${w.silent ? ' (silent)' : ''}`),
         `tasks: ${data.tasks.join(', ') || 'none'}`,
@@ -142,6 +145,22 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
       const restored = await huey.restoreById(id);
       return { data: { restored: restored ? id : null }, text: restored ? `restored ${id}` : `${id} was not revoked`, code: restored ? 0 : 2 };
     },
+  },
+  retry: {
+    describe: 'Run again a dead-lettered task, or one that failed for good among the latest runs',
+    args: '<id>',
+    run: async (huey, argv) => {
+      const done = await ACTIONS.retry!(huey, String(argv.id));
+      return { data: { retried: String(argv.id) }, text: done };
+    },
+  },
+  pause: {
+    describe: 'Stop workers from starting new tasks (running ones finish); they look once a second',
+    run: async (huey) => ({ data: { paused: true }, text: await ACTIONS.pause!(huey, '') }),
+  },
+  resume: {
+    describe: 'Let paused workers start tasks again',
+    run: async (huey) => ({ data: { paused: false }, text: await ACTIONS.resume!(huey, '') }),
   },
   'flush-locks': {
     describe: 'Clear the named task locks, or every lock',

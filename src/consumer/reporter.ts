@@ -39,6 +39,8 @@ export interface ActivityEvent {
   worker: string;
   /** The error with its stack, for runs that did not complete. */
   error?: string;
+  /** The message as stored, for a run that failed for good: it can be retried from here. */
+  message?: string;
 }
 
 /** How many events the storage keeps, across all workers. */
@@ -50,8 +52,9 @@ const MINUTE = 60_000;
 
 /**
  * Keeps a worker's counts in memory as its runs end, and writes them with
- * its running tasks and recent events to the storage once a second: the
- * cost per task is a few additions, and per worker two commands a second.
+ * its running tasks and recent events to the storage once a second, when it
+ * also looks whether the queue is paused: the cost per task is a few
+ * additions, and per worker three commands a second.
  */
 export class Reporter {
   private readonly startedAt = Date.now();
@@ -62,6 +65,8 @@ export class Reporter {
   private completions: ActivityEvent[] = [];
   private timer?: NodeJS.Timeout;
   private writing?: Promise<void>;
+  /** Whether the queue was paused when last looked at (once a second, with each write). */
+  paused = false;
 
   constructor(
     private readonly huey: Huey,
@@ -102,6 +107,7 @@ export class Reporter {
       if (this.completions.length > COMPLETIONS_PER_WRITE) this.completions.shift();
     } else if (this.failures.length < FAILURES_PER_WRITE) {
       if ('error' in outcome && outcome.error !== undefined) event.error = errorWithStack(outcome.error);
+      if (outcome.status === 'failed' || outcome.status === 'locked') event.message = this.huey.serializeMessage(message);
       this.failures.push(event);
     }
   }
@@ -146,7 +152,12 @@ export class Reporter {
     // One write at a time: a slow storage must not pile them up.
     this.writing ??= (async () => {
       try {
-        await Promise.all([this.huey.storage.putStatus(this.workerId, JSON.stringify(this.status())), this.flushEvents()]);
+        const [paused] = await Promise.all([
+          this.huey.isPaused(),
+          this.huey.storage.putStatus(this.workerId, JSON.stringify(this.status())),
+          this.flushEvents(),
+        ]);
+        this.paused = paused;
       } catch (error) {
         this.huey.logger.debug(`${this.workerId}: could not write its status: ${error instanceof Error ? error.message : String(error)}`);
       } finally {

@@ -35,6 +35,9 @@ export interface WorkerOptions {
   onFinish?: (message: Message) => void;
 }
 
+/** How often a paused worker looks whether it may go on, in seconds (the flag itself is read once a second). */
+const PAUSED_CHECK_SECONDS = 0.25;
+
 /** The longest pause between tries while the storage is failing, in seconds. */
 const MAX_ERROR_DELAY = 5;
 
@@ -157,12 +160,25 @@ export class Worker {
         }
         await this.freeSlot();
         this.throwFailure();
+        if (this.reporter.paused && !next) {
+          // Paused: start nothing new (runs going finish), and look again shortly.
+          await this.settle();
+          await this.sleep(PAUSED_CHECK_SECONDS);
+          continue;
+        }
         let batch = next ? await next : null;
         next = undefined;
         if (!batch && !this.stopping) {
           // About to wait for work: with nothing running, first confirm everything run so far.
           if (this.running === 0) await this.settle();
           batch = await this.fetch(this.huey.storage.blocking ? this.blockingTimeoutMs : 0);
+        }
+        if (batch && this.reporter.paused) {
+          // Paused while this claim was waiting: put it back, once the runs going (whose claims sit beside it) are acked.
+          await this.allRunsEnded();
+          await this.settle();
+          await this.huey.storage.requeue(this.id);
+          continue;
         }
         if (batch) {
           worked = true;

@@ -42,6 +42,7 @@ export const PAGE = String.raw`<!doctype html>
   <div class="stat"><b data-testid="worker-count">–</b>workers</div>
   <div class="stat"><b data-testid="dead-count">–</b>dead letters</div>
   <div class="stat"><b data-testid="rate">–</b>done / failed, last minute</div>
+  <div class="stat"><span data-testid="pause-control"></span></div>
 </header>
 <div id="notice" data-testid="notice"></div>
 <main>
@@ -54,6 +55,7 @@ export const PAGE = String.raw`<!doctype html>
   <section><h2>Periodic tasks</h2><table data-testid="periodic"></table></section>
   <section><h2>Revoked</h2><table data-testid="revoked"></table></section>
   <section><h2>Locks held</h2><table data-testid="locks"></table></section>
+  <section><h2>Dead letters</h2><table data-testid="dead"></table></section>
 </main>
 <script>
 const token = new URLSearchParams(location.search).get('token');
@@ -121,7 +123,12 @@ function render(s) {
   chart(s.throughput);
   table('running', ['task', 'id', 'worker', 'elapsed'], s.running.map((r) => [r.name, el('code', {}, r.id), r.worker, ago(r.started)]), 'nothing running');
   table('workers', ['worker', 'host', 'slots', 'heartbeat', 'running'], s.workers.map((w) => [w.id, w.host + ' (pid ' + w.pid + ')', w.concurrency, el('span', { class: w.silent ? 'silent' : '' }, ago(w.at) + ' ago' + (w.silent ? ' (silent)' : '')), w.running.length]), 'no worker has reported');
-  table('events', ['at', 'task', 'id', 'outcome', 'took'], s.events.map((e) => [time(e.at), e.name, el('code', {}, e.id), el('span', { class: e.status, 'data-status': e.status }, e.status, e.error ? el('details', { open: '' }, el('summary', {}, 'error'), el('pre', { 'data-testid': 'stack' }, e.error)) : ''), e.ms.toFixed(1) + ' ms']), 'no runs yet');
+  table('events', ['at', 'task', 'id', 'outcome', 'took', ''], s.events.map((e) => [time(e.at), e.name, el('code', {}, e.id), el('span', { class: e.status, 'data-status': e.status }, e.status, e.error ? el('details', { open: '' }, el('summary', {}, 'error'), el('pre', { 'data-testid': 'stack' }, e.error)) : ''), e.ms.toFixed(1) + ' ms', e.message ? button('Retry', 'retry', e.id, 'Run ' + e.name + ' ' + e.id + ' again?') : '']), 'no runs yet');
+  table('dead', ['at', 'task', 'reason', ''], s.dead.map((d) => [time(d.at), d.name ? d.name + ' ' + d.id : '(unreadable)', d.reason, d.id ? button('Retry', 'retry', d.id, 'Put ' + d.name + ' ' + d.id + ' back on the queue?') : '']), 'no dead letters');
+  const control = document.querySelector('[data-testid="pause-control"]');
+  control.replaceChildren(s.paused
+    ? el('span', {}, el('b', { class: 'failed' }, 'PAUSED'), button('Resume', 'resume', '', 'Let workers start tasks again?'))
+    : button('Pause', 'pause', '', 'Stop workers from starting new tasks?'));
   table('scheduled', ['eta', 'call', 'id', ''], s.scheduled.map((t) => [time(t.eta), call(t), el('code', {}, t.id), button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing scheduled');
   table('pending-tasks', ['call', 'id', 'priority', ''], s.pendingTasks.map((t) => [call(t), el('code', {}, t.id), t.priority, button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing pending');
   table('periodic', ['task', 'schedule', 'next run', ''], s.periodic.map((p) => [p.name, p.schedule, p.nextRun || '', button('Run now', 'run-periodic', p.name, 'Enqueue ' + p.name + ' now?')]), 'no periodic tasks');

@@ -1,8 +1,9 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigurationError } from '../errors.js';
+import { ConfigurationError, HueyError } from '../errors.js';
 import type { Huey } from '../huey.js';
+import { ACTIONS, UNTARGETED } from './actions.js';
 import { prometheusText } from './metrics.js';
 import { PAGE } from './page.js';
 import { takeSnapshot, type Snapshot } from './snapshot.js';
@@ -25,22 +26,6 @@ export interface Dashboard {
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-
-/** What each action does, given its target (a task id, task name or lock name); returns the line to log. */
-const ACTIONS: Record<string, (huey: Huey, target: string) => Promise<string>> = {
-  revoke: async (huey, id) => (await huey.revokeById(id), `revoked task ${id}`),
-  restore: async (huey, id) => ((await huey.restoreById(id)) ? `restored task ${id}` : `task ${id} was not revoked`),
-  'revoke-task': async (huey, name) => (await huey.revokeTask(name), `revoked every call of ${name}`),
-  'restore-task': async (huey, name) => ((await huey.restoreTask(name)) ? `restored ${name}` : `${name} was not revoked`),
-  'flush-lock': async (huey, name) => ((await huey.flushLocks(name)).length ? `flushed lock ${name}` : `lock ${name} was not held`),
-  'run-periodic': async (huey, name) => {
-    const definition = huey.definition(name);
-    if (!definition?.periodic) throw new ConfigurationError(`${name} is not a periodic task`);
-    const message = definition.message(randomUUID(), [], {}, Date.now());
-    await huey.enqueue(message);
-    return `enqueued periodic task ${name} now (${message.id})`;
-  },
-};
 
 /**
  * Serve the dashboard: the page, a server-sent event stream of snapshots,
@@ -74,7 +59,8 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
   const server = createServer((request, response) => {
     void handle(request, response).catch((error: unknown) => {
       huey.logger.error(`dashboard: ${request.method} ${request.url} failed: ${error instanceof Error ? error.message : String(error)}`);
-      if (!response.headersSent) send(response, 500, { error: error instanceof Error ? error.message : String(error) });
+      // A refused action (no such task, not periodic) is the caller's to fix; anything else is ours.
+      if (!response.headersSent) send(response, error instanceof HueyError ? 400 : 500, { error: error instanceof Error ? error.message : String(error) });
       else response.end();
     });
   });
@@ -103,8 +89,10 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
       case 'POST /api/action': {
         const body = JSON.parse(await readBody(request)) as { action?: string; target?: string };
         const action = ACTIONS[body.action ?? ''];
-        if (!action || !body.target) return send(response, 400, { error: `give an action (${Object.keys(ACTIONS).join(', ')}) and its target` });
-        const done = await action(huey, body.target);
+        if (!action || (!body.target && !UNTARGETED.has(body.action!))) {
+          return send(response, 400, { error: `give an action (${Object.keys(ACTIONS).join(', ')}) and its target` });
+        }
+        const done = await action(huey, body.target ?? '');
         huey.logger.info(`dashboard: ${done}`);
         await broadcast();
         return send(response, 200, { ok: true, message: done });

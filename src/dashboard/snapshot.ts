@@ -36,6 +36,9 @@ export interface Snapshot {
   revoked: Array<{ kind: 'task' | 'id'; target: string }>;
   locks: string[];
   deadLetters: number;
+  /** The newest dead letters, with the task they hold when it can be read. */
+  dead: Array<{ id: string | null; name: string | null; reason: string; at: number }>;
+  paused: boolean;
   /** Completed and failed runs per minute over the last hour, all workers together, oldest first. */
   throughput: Array<[minute: number, completed: number, failed: number]>;
 }
@@ -57,6 +60,7 @@ export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
     storage.dataKeys(lockKey(''), LIST_LIMIT),
     storage.deadLetters(),
   ]);
+  const paused = await huey.isPaused();
 
   const workers: Snapshot['workers'] = [];
   for (const [id, text] of Object.entries(statuses)) {
@@ -104,6 +108,16 @@ export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
     ],
     locks: locks.map((key) => key.slice(lockKey('').length)),
     deadLetters: deadLetters.length,
+    dead: deadLetters.slice(0, LIST_LIMIT).map((letter) => {
+      let message: Message | undefined;
+      try {
+        message = huey.deserializeMessage(letter.data);
+      } catch {
+        // corrupt: shown by its reason alone
+      }
+      return { id: message?.id ?? null, name: message?.name ?? null, reason: letter.reason, at: letter.at };
+    }),
+    paused,
     throughput: [...minutes.values()].filter(([minute]) => minute >= now - 60 * 60_000).sort((a, b) => a[0] - b[0]),
   };
 }

@@ -100,6 +100,13 @@ export class MemoryStorage implements Storage {
     return this.dead.slice(0, limit);
   }
 
+  async deleteDeadLetter(letter: DeadLetter): Promise<boolean> {
+    const i = this.dead.findIndex((d) => d.data === letter.data && d.reason === letter.reason && d.at === letter.at);
+    if (i < 0) return false;
+    this.dead.splice(i, 1);
+    return true;
+  }
+
   async requeue(workerId: string): Promise<number> {
     const claims = this.claims.get(workerId) ?? [];
     this.claims.delete(workerId);

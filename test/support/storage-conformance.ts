@@ -111,6 +111,13 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.deepEqual(await storage.events(), ['d', 'c', 'b']);
       assert.deepEqual(await storage.events(2), ['d', 'c']);
 
+      await storage.enqueueMany([{ data: 'bad-1' }, { data: 'bad-2' }]);
+      for (const claim of await storage.dequeueMany('w1', 2)) await storage.deadLetter(claim, 'unreadable');
+      const [newest, oldest] = await storage.deadLetters();
+      assert.equal(await storage.deleteDeadLetter(oldest!), true);
+      assert.equal(await storage.deleteDeadLetter(oldest!), false);
+      assert.deepEqual((await storage.deadLetters()).map((letter) => letter.data), [newest!.data]);
+
       await storage.putData('lock.x', '1');
       await storage.putData('lock.y*', '1');
       await storage.putData('r:1', '1');

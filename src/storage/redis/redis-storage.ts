@@ -73,6 +73,9 @@ export class RedisKeys {
   }
 }
 
+/** A dead letter as the dead list holds it: written and matched for removal the same way. */
+const deadLetterEntry = (letter: DeadLetter): string => JSON.stringify({ data: letter.data, reason: letter.reason, at: letter.at });
+
 /** Most due messages moved by one scheduler step; the rest follow on the next. */
 const ENQUEUE_DUE_BATCH = 1000;
 
@@ -247,7 +250,7 @@ export class RedisStorage implements Storage {
 
   async deadLetter(claim: Claim, reason: string): Promise<void> {
     return this.guard(async () => {
-      const entry = JSON.stringify({ data: claim.data, reason, at: Date.now() });
+      const entry = deadLetterEntry({ data: claim.data, reason, at: Date.now() });
       // One transaction: the message is never in neither list nor in both.
       await (await this.ready())
         .multi()
@@ -262,6 +265,10 @@ export class RedisStorage implements Storage {
       const items = await (await this.ready()).lRange(this.keys.dead, 0, limit < 0 ? -1 : limit - 1);
       return items.map((item) => JSON.parse(item) as DeadLetter);
     });
+  }
+
+  async deleteDeadLetter(letter: DeadLetter): Promise<boolean> {
+    return this.guard(async () => (await (await this.ready()).lRem(this.keys.dead, 1, deadLetterEntry(letter))) > 0);
   }
 
   async requeue(workerId: string): Promise<number> {

@@ -158,6 +158,11 @@ export class SqliteStorage implements Storage {
     });
   }
 
+  async deleteDeadLetter(letter: DeadLetter): Promise<boolean> {
+    const row = this.sql('SELECT id FROM "$t_dead" WHERE data = ? AND reason = ? AND at = ? LIMIT 1').get(letter.data, letter.reason, letter.at) as Row | undefined;
+    return row !== undefined && this.sql('DELETE FROM "$t_dead" WHERE id = ?').run(row.id).changes > 0;
+  }
+
   async deadLetters(limit = -1): Promise<DeadLetter[]> {
     const rows = this.sql('SELECT data, reason, at FROM "$t_dead" ORDER BY id DESC LIMIT ?').all(limit) as Row[];
     return rows.map((row) => ({ data: String(row.data), reason: String(row.reason), at: Number(row.at) }));

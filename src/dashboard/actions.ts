@@ -1,0 +1,60 @@
+import { randomUUID } from 'node:crypto';
+import { EVENT_LOG_SIZE, type ActivityEvent } from '../consumer/reporter.js';
+import { HueyError } from '../errors.js';
+import type { Huey } from '../huey.js';
+import type { Message } from '../message.js';
+
+/**
+ * What the dashboard's buttons and the admin command's verbs do, by name.
+ * Each takes its target (a task id, task name or lock name; none for pause
+ * and resume) and returns the line that says what it did, to show and log.
+ */
+export const ACTIONS: Record<string, (huey: Huey, target: string) => Promise<string>> = {
+  revoke: async (huey, id) => (await huey.revokeById(id), `revoked task ${id}`),
+  restore: async (huey, id) => ((await huey.restoreById(id)) ? `restored task ${id}` : `task ${id} was not revoked`),
+  'revoke-task': async (huey, name) => (await huey.revokeTask(name), `revoked every call of ${name}`),
+  'restore-task': async (huey, name) => ((await huey.restoreTask(name)) ? `restored ${name}` : `${name} was not revoked`),
+  'flush-lock': async (huey, name) => ((await huey.flushLocks(name)).length ? `flushed lock ${name}` : `lock ${name} was not held`),
+  'run-periodic': async (huey, name) => {
+    const definition = huey.definition(name);
+    if (!definition?.periodic) throw new HueyError(`${name} is not a periodic task`);
+    const message = definition.message(randomUUID(), [], {}, Date.now());
+    await huey.enqueue(message);
+    return `enqueued periodic task ${name} now (${message.id})`;
+  },
+  retry: retryTask,
+  pause: async (huey) => (await huey.pause(), 'paused: workers start no new tasks'),
+  resume: async (huey) => ((await huey.resume()) ? 'resumed' : 'the queue was not paused'),
+};
+
+/** Actions that need no target. */
+export const UNTARGETED = new Set(['pause', 'resume']);
+
+/**
+ * Run again a task that was dead-lettered (put back as it was) or that failed
+ * for good among the latest runs of the event log (enqueued again with the
+ * same id, so its result replaces the stored error).
+ */
+async function retryTask(huey: Huey, id: string): Promise<string> {
+  for (const letter of await huey.storage.deadLetters()) {
+    let message: Message;
+    try {
+      message = huey.deserializeMessage(letter.data);
+    } catch {
+      continue; // a corrupt payload has no id to match
+    }
+    if (message.id !== id) continue;
+    // Enqueued before it leaves the dead letters: a crash in between leaves a copy, never nothing.
+    await huey.storage.enqueue(letter.data, message.priority);
+    await huey.storage.deleteDeadLetter(letter);
+    return `retried dead-lettered task ${message.name} ${id}`;
+  }
+  for (const text of await huey.storage.events(EVENT_LOG_SIZE)) {
+    const event = JSON.parse(text) as ActivityEvent;
+    if (event.id !== id || !event.message) continue;
+    const message = huey.deserializeMessage(event.message);
+    await huey.enqueue({ ...message, eta: null });
+    return `retried failed task ${message.name} ${id}`;
+  }
+  throw new HueyError(`no dead-lettered task ${id}, and no failure of it among the latest ${EVENT_LOG_SIZE} runs`);
+}
