@@ -95,6 +95,12 @@ export interface ExecuteOptions {
 /** A message's revocation flags as stored: by its id, and by its task's name. */
 export type RevocationFlags = readonly [byId: string | null, byTask: string | null];
 
+/**
+ * Called as a task is enqueued, in the producer, with the headers it will
+ * carry to its run (`task.headers`): the place to inject trace context.
+ */
+export type EnqueueHook = (headers: Record<string, string>, task: { readonly id: string; readonly name: string }) => void;
+
 export type Hook = (task: TaskContext) => void | Promise<void>;
 export type PostHook = (task: TaskContext, value: unknown, error: unknown) => void | Promise<void>;
 export type LifecycleHook = () => void | Promise<void>;
@@ -126,6 +132,7 @@ export class Huey {
   private readonly registry = new Map<string, TaskDefinition>();
   private readonly signals: Signals;
   private readonly preExecuteHooks: Hook[] = [];
+  private readonly enqueueHooks: EnqueueHook[] = [];
   private readonly postExecuteHooks: PostHook[] = [];
   readonly startupHooks: LifecycleHook[] = [];
   readonly shutdownHooks: LifecycleHook[] = [];
@@ -258,7 +265,7 @@ export class Huey {
 
   private wrap(definition: TaskDefinition): TaskWrapper<unknown[], unknown> {
     const call = (args: unknown[], overrides: Partial<ScheduleOptions<unknown[]>> = {}, awaited = false) => {
-      const message = definition.message(overrides.id ?? randomUUID(), args, overrides);
+      const message = this.stamp(definition.message(overrides.id ?? randomUUID(), args, overrides));
       const data = this.serializeMessage(message);
       const enqueued = this.enqueueSerialized(message, data);
       // A caller who may never look at `result.enqueued` still hears of a failure.
@@ -291,7 +298,10 @@ export class Huey {
    * before anything is written), then write them in one round trip.
    */
   private enqueueAll(messages: Message[], handles: Message[] = messages): ResultGroup<unknown[]> {
-    const items = messages.map((message) => ({ message, data: this.serializeMessage(message) }));
+    const items = messages.map((unstamped) => {
+      const message = this.stamp(unstamped);
+      return { message, data: this.serializeMessage(message) };
+    });
     const enqueued = (async () => {
       const now = Date.now();
       const ready = items.filter(({ message }) => message.eta === null || message.eta <= now);
@@ -360,7 +370,8 @@ export class Huey {
       const callback = members[0]?.chord?.callback;
       return this.enqueueAll(members, callback ? [...members, callback] : members);
     }
-    return this.enqueueSerialized(work, this.serializeMessage(work));
+    const message = this.stamp(work);
+    return this.enqueueSerialized(message, this.serializeMessage(message));
   }
 
   private async enqueueSerialized(message: Message, data: string): Promise<void> {
@@ -688,6 +699,25 @@ export class Huey {
   private emit(signal: SignalName, message: Message, error?: unknown, context?: TaskContext): Promise<void> {
     // Most signals have no handler; checking first spares a worker an async call and a context per task.
     return this.signals.hears(signal) ? this.signals.emit(signal, context ?? contextOf(message, this), error) : NOTHING;
+  }
+
+  /**
+   * Run as each task is enqueued (synchronously, in the producer), to add
+   * headers that its run reads as `task.headers`. With OpenTelemetry:
+   * `huey.onEnqueue((headers) => propagation.inject(context.active(), headers))`,
+   * then extract them in a `preExecute` hook to start the run's span.
+   */
+  onEnqueue<H extends EnqueueHook>(hook: H): H {
+    this.enqueueHooks.push(hook);
+    return hook;
+  }
+
+  /** Give a message the headers of the enqueue hooks, unless it has its own (a retry keeps its first). */
+  private stamp(message: Message): Message {
+    if (this.enqueueHooks.length === 0 || message.headers) return message;
+    const headers: Record<string, string> = {};
+    for (const hook of this.enqueueHooks) hook(headers, message);
+    return Object.keys(headers).length > 0 ? { ...message, headers } : message;
   }
 
   /** Run before every task in each worker; throw `CancelExecution` to skip the task. */

@@ -1,4 +1,4 @@
-export { Huey, type HueyOptions, type StoredOutcome, type RevokeOptions, type Outcome, type Hook, type PostHook, type LifecycleHook } from './huey.js';
+export { Huey, type HueyOptions, type StoredOutcome, type RevokeOptions, type Outcome, type Hook, type EnqueueHook, type PostHook, type LifecycleHook } from './huey.js';
 export { RedisHuey, PriorityRedisHuey, SqliteHuey, MemoryHuey } from './flavors.js';
 export { Result, type GetOptions } from './result.js';
 export { ResultGroup } from './result-group.js';

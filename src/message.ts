@@ -26,6 +26,11 @@ export interface Message {
   onComplete?: Message;
   /** Enqueued, with the TaskError appended to its args, when this run fails for good. */
   onError?: Message;
+  /**
+   * Set at enqueue by `onEnqueue` hooks and handed to the run as
+   * `task.headers`: trace context (W3C `traceparent`), a request id.
+   */
+  headers?: Record<string, string>;
   /** Membership of a chord: when all `size` members have finished, `callback` runs once with their results. */
   chord?: { id: string; index: number; size: number; callback: Message };
 }
@@ -38,6 +43,7 @@ export function isMessage(value: unknown): value is Message {
     typeof m.id === 'string' &&
     typeof m.name === 'string' &&
     Array.isArray(m.args) &&
-    typeof m.retries === 'number'
+    typeof m.retries === 'number' &&
+    (m.headers === undefined || (typeof m.headers === 'object' && m.headers !== null))
   );
 }

@@ -61,6 +61,8 @@ export interface TaskContext {
   readonly huey: Huey;
   /** Aborted when the run's `timeout` passes: pass it to fetch() and friends, or check it. */
   readonly signal: AbortSignal;
+  /** What `onEnqueue` hooks wrote when the task was enqueued (trace context, ...); empty when none. */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 /** The handle a task definition returns: call it to enqueue. */
@@ -202,5 +204,8 @@ export function contextOf(message: Message, huey: Huey, signal: AbortSignal = NE
     expires: message.expires === null ? null : new Date(message.expires),
     huey,
     signal,
+    headers: message.headers ?? NO_HEADERS,
   };
 }
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});

@@ -331,4 +331,27 @@ describe('signals and hooks', () => {
       hooks.splice(hooks.indexOf(hook), 1);
     }
   });
+
+  it('carries the headers of onEnqueue hooks to the run, through a retry and into a pipeline step', async () => {
+    let trace = 0;
+    const hook = huey.onEnqueue((headers, task) => {
+      headers.traceparent = `trace-${++trace}`;
+      headers.task = task.name;
+    });
+    const seen: string[] = [];
+    let tries = 0;
+    const traced = huey.task({ retries: 1, context: true })(function traced(n: number, task: TaskContext) {
+      seen.push(`${task.name} ${task.headers.traceparent} ${task.headers.task}`);
+      if (tries++ === 0) throw new Error('once');
+      return n + 1;
+    });
+    const pipeline = huey.enqueue(traced.s(1).then(traced));
+    await pipeline.enqueued;
+    await drain();
+    assert.deepEqual(await pipeline.get(), [2, 3]);
+    // The retry keeps the first trace; the next step, enqueued by the worker, gets its own.
+    assert.deepEqual(seen, ['traced trace-1 traced', 'traced trace-1 traced', 'traced trace-2 traced']);
+    const enqueueHooks = (huey as unknown as { enqueueHooks: unknown[] }).enqueueHooks;
+    enqueueHooks.splice(enqueueHooks.indexOf(hook), 1);
+  });
 });
