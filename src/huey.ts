@@ -14,6 +14,7 @@ import {
   UnknownTaskError,
   type RemoteError,
 } from './errors.js';
+import { EnqueueCounter } from './enqueue-counter.js';
 import { createTaskLock, lockKey, type TaskLock } from './lock.js';
 import { createRateLimit, type RateLimit, type RateLimitOptions } from './rate-limit.js';
 import { quietLogger, type Logger } from './logger.js';
@@ -133,6 +134,11 @@ export class Huey {
   private readonly signals: Signals;
   private readonly preExecuteHooks: Hook[] = [];
   private readonly enqueueHooks: EnqueueHook[] = [];
+  /** Enqueues by task name, added to the storage's totals once a second. */
+  private readonly enqueueCounter = new EnqueueCounter(
+    () => this.storage,
+    (error) => this.logger.warn(`could not store the enqueue counts: ${errorText(error)}`),
+  );
   private readonly postExecuteHooks: PostHook[] = [];
   readonly startupHooks: LifecycleHook[] = [];
   readonly shutdownHooks: LifecycleHook[] = [];
@@ -177,8 +183,9 @@ export class Huey {
     return this.storage.connect();
   }
 
-  close(): Promise<void> {
-    return this.storage.close();
+  async close(): Promise<void> {
+    await this.enqueueCounter.flush().catch((error: unknown) => this.logger.warn(`could not store the enqueue counts: ${errorText(error)}`));
+    await this.storage.close();
   }
 
   // ---- defining tasks ----
@@ -310,6 +317,7 @@ export class Huey {
         return;
       }
       await this.storage.enqueueMany(items.map(({ message, data }) => ({ data, priority: message.priority })));
+      for (const { message } of items) this.enqueueCounter.count(message.name);
       for (const { message } of items) await this.emit('enqueued', message);
     })();
     enqueued.catch((error) => this.logger.error(`enqueue of ${messages.length} task(s) failed: ${errorText(error)}`));
@@ -377,12 +385,14 @@ export class Huey {
   private async enqueueSerialized(message: Message, data: string): Promise<void> {
     if (message.eta !== null && message.eta > Date.now()) {
       await this.storage.addToSchedule(data, message.eta, message.priority);
+      this.enqueueCounter.count(message.name);
       await this.emit('scheduled', message);
     } else if (this.immediateMode) {
       await this.emit('enqueued', message);
       await this.execute(this.deserializeMessage(data));
     } else {
       await this.storage.enqueue(data, message.priority);
+      this.enqueueCounter.count(message.name);
       await this.emit('enqueued', message);
     }
   }

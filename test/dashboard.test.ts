@@ -131,6 +131,9 @@ describe('dashboard in Chromium', () => {
     assert.match(metrics, /^huey_tasks_total\{task="fails",outcome="failed"\} 2$/m);
     assert.match(metrics, /^huey_task_duration_seconds_count\{task="double"\} 3$/m);
     assert.match(metrics, /^huey_workers 1$/m);
+    // Producers add their enqueue counts once a second: the test's own, and the consumer's retry.
+    await pollUntil(async () => /^huey_tasks_enqueued_total\{task="fails"\} 2$/m.test((metrics = await (await fetch(new URL('/metrics', url))).text())), 'the enqueue counts');
+    assert.match(metrics, /^huey_tasks_enqueued_total\{task="double"\} 3$/m);
 
     await page.close();
     consumer.child.kill('SIGTERM');

@@ -16,6 +16,11 @@ export async function prometheusText(snapshot: Snapshot): Promise<{ contentType:
   gauge('huey_running_tasks', 'Tasks running now', snapshot.running.length);
   gauge('huey_dead_letters', 'Messages set aside because they could not run', snapshot.deadLetters);
 
+  const byPriority = new Gauge({ name: 'huey_queue_depth_by_priority', help: 'Tasks waiting to run, by priority (priority storages only)', labelNames: ['priority'], registers: [registry] });
+  for (const [priority, count] of snapshot.pendingByPriority ?? []) byPriority.set({ priority: String(priority) }, count);
+  const enqueued = new Counter({ name: 'huey_tasks_enqueued_total', help: 'Tasks enqueued or scheduled, by task name, as producers counted them', labelNames: ['task'], registers: [registry] });
+  for (const [task, n] of Object.entries(snapshot.enqueued)) enqueued.inc({ task }, n);
+
   const runs = new Counter({ name: 'huey_tasks_total', help: 'Task runs by task name and outcome (complete, failed, retrying, revoked, expired, canceled, locked)', labelNames: ['task', 'outcome'], registers: [registry] });
   const buckets = new Map<string, { counts: number[]; seconds: number }>();
   for (const worker of snapshot.workers) {

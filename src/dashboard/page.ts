@@ -51,7 +51,7 @@ export const PAGE = String.raw`<!doctype html>
   <section><h2>Workers</h2><table data-testid="workers"></table></section>
   <section class="wide"><h2>Recent results and failures</h2><table data-testid="events"></table></section>
   <section><h2>Scheduled</h2><table data-testid="scheduled"></table></section>
-  <section><h2>Pending (next first)</h2><table data-testid="pending-tasks"></table></section>
+  <section><h2>Pending (next first) <small data-testid="by-priority"></small></h2><table data-testid="pending-tasks"></table></section>
   <section><h2>Periodic tasks</h2><table data-testid="periodic"></table></section>
   <section><h2>Revoked</h2><table data-testid="revoked"></table></section>
   <section><h2>Locks held</h2><table data-testid="locks"></table></section>
@@ -119,6 +119,7 @@ function render(s) {
   const last = s.throughput[s.throughput.length - 1];
   set('pending', s.pending); set('scheduled-count', s.scheduledCount); set('running-count', s.running.length);
   set('worker-count', live.length); set('dead-count', s.deadLetters);
+  set('by-priority', s.pendingByPriority && s.pendingByPriority.length ? 'by priority: ' + s.pendingByPriority.map((p) => p[0] + ': ' + p[1]).join(', ') : '');
   set('rate', last && Date.now() - last[0] < 120000 ? last[1] + ' / ' + last[2] : '0 / 0');
   chart(s.throughput);
   table('running', ['task', 'id', 'worker', 'elapsed'], s.running.map((r) => [r.name, el('code', {}, r.id), r.worker, ago(r.started)]), 'nothing running');

@@ -1,6 +1,7 @@
 import { DateTime } from 'luxon';
 import type { ActivityEvent, WorkerStatus } from '../consumer/reporter.js';
 import type { Huey } from '../huey.js';
+import { enqueuedKey } from '../enqueue-counter.js';
 import { lockKey } from '../lock.js';
 import type { Message } from '../message.js';
 
@@ -25,7 +26,11 @@ export interface Snapshot {
   storage: string;
   at: number;
   pending: number;
+  /** Waiting tasks by priority, highest first; null where the storage keeps one first-in-first-out line. */
+  pendingByPriority: Array<[priority: number, count: number]> | null;
   pendingTasks: TaskRow[];
+  /** Tasks enqueued (or scheduled) by task name, as producers counted them. */
+  enqueued: Record<string, number>;
   scheduledCount: number;
   scheduled: TaskRow[];
   periodic: Array<{ name: string; schedule: string; nextRun: string | null }>;
@@ -48,8 +53,9 @@ const row = (m: Message): TaskRow => ({ id: m.id, name: m.name, args: m.args, pr
 export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
   const { storage } = huey;
   const now = Date.now();
-  const [pending, pendingTasks, scheduledCount, scheduled, statuses, events, revokedIds, revokedTasks, locks, deadLetters] = await Promise.all([
+  const [pending, pendingByPriority, pendingTasks, scheduledCount, scheduled, statuses, events, revokedIds, revokedTasks, locks, deadLetters, enqueuedKeys] = await Promise.all([
     storage.queueSize(),
+    storage.queueSizeByPriority(),
     huey.pending(LIST_LIMIT),
     storage.scheduleSize(),
     huey.scheduled(LIST_LIMIT),
@@ -59,7 +65,10 @@ export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
     storage.dataKeys('rt:', LIST_LIMIT),
     storage.dataKeys(lockKey(''), LIST_LIMIT),
     storage.deadLetters(),
+    storage.dataKeys(enqueuedKey('')),
   ]);
+  const enqueuedCounts = enqueuedKeys.length ? await storage.peekDataMany(enqueuedKeys) : [];
+  const enqueued = Object.fromEntries(enqueuedKeys.map((key, i) => [key.slice(enqueuedKey('').length), Number(enqueuedCounts[i] ?? 0)]));
   const paused = await huey.isPaused();
 
   const workers: Snapshot['workers'] = [];
@@ -89,7 +98,9 @@ export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
     storage: storage.kind,
     at: now,
     pending,
+    pendingByPriority,
     pendingTasks: pendingTasks.map(row),
+    enqueued,
     scheduledCount,
     scheduled: scheduled.map(row),
     periodic: huey.periodicTasks().map((definition) => {

@@ -279,6 +279,12 @@ export class MemoryStorage implements Storage {
     this.data.clear();
   }
 
+  async queueSizeByPriority(): Promise<Array<[number, number]>> {
+    const counts = new Map<number, number>();
+    for (const item of this.queue) counts.set(item.priority, (counts.get(item.priority) ?? 0) + 1);
+    return [...counts].sort((a, b) => b[0] - a[0]);
+  }
+
   async dataKeys(prefix: string, limit = Infinity): Promise<string[]> {
     return [...this.data.keys()].filter((key) => key.startsWith(prefix) && this.live(key)).slice(0, limit);
   }

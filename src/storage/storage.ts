@@ -61,6 +61,8 @@ export interface Storage {
   deleteDeadLetter(letter: DeadLetter): Promise<boolean>;
   /** Messages waiting in the queue (not claimed). */
   queueSize(): Promise<number>;
+  /** Waiting messages by priority, highest first; null where the storage does not order by priority. */
+  queueSizeByPriority(): Promise<Array<[priority: number, count: number]> | null>;
   /** Up to `limit` waiting messages, next to run first. */
   enqueuedItems(limit?: number): Promise<string[]>;
   /** Drop every waiting message. */

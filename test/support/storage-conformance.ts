@@ -46,6 +46,11 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       await storage.requeue('w1');
       await storage.addToSchedule('scheduled-high', 1, 10);
       await storage.enqueueDue(10);
+      assert.deepEqual(
+        await storage.queueSizeByPriority(),
+        storage.ordersByPriority ? [[10, 3], [5, 1], [0, 2], [-5, 1]] : null,
+        'waiting messages by priority',
+      );
       const drained = [];
       for (let claim = await storage.dequeue('w1'); claim; claim = await storage.dequeue('w1')) {
         drained.push(claim.data);

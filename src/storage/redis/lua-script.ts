@@ -45,5 +45,6 @@ export const scripts = {
   priorityEnqueue: new LuaScript('priority-enqueue-3'),
   priorityClaim: new LuaScript('priority-claim-2'),
   priorityRequeue: new LuaScript('priority-requeue-2'),
+  priorityDepths: new LuaScript('priority-depths-1'),
   priorityEnqueueDue: new LuaScript('priority-enqueue-due-4'),
 };

@@ -72,6 +72,15 @@ export class PriorityRedisStorage extends RedisStorage {
     });
   }
 
+  override async queueSizeByPriority(): Promise<Array<[number, number]>> {
+    return this.guard(async () => {
+      const flat = (await scripts.priorityDepths.run(await this.ready(), [this.keys.priorityQueue])) as number[];
+      const depths: Array<[number, number]> = [];
+      for (let i = 0; i < flat.length; i += 2) depths.push([Number(flat[i]), Number(flat[i + 1])]);
+      return depths;
+    });
+  }
+
   override async enqueuedItems(limit = -1): Promise<string[]> {
     return this.guard(async () => {
       const members = await (await this.ready()).zRange(this.keys.priorityQueue, 0, limit < 0 ? -1 : limit - 1);

@@ -317,6 +317,10 @@ export class RedisStorage implements Storage {
     });
   }
 
+  async queueSizeByPriority(): Promise<Array<[number, number]> | null> {
+    return null; // one list, first in, first out: priorities are not kept apart
+  }
+
   async enqueuedItems(limit = -1): Promise<string[]> {
     return this.guard(async () => {
       // The right end runs next: read from there.

@@ -337,6 +337,11 @@ export class SqliteStorage implements Storage {
     this.sql('DELETE FROM "$t_data"').run();
   }
 
+  async queueSizeByPriority(): Promise<Array<[number, number]>> {
+    const rows = this.sql('SELECT priority, count(*) AS n FROM "$t_queue" WHERE owner IS NULL GROUP BY priority ORDER BY priority DESC').all() as Row[];
+    return rows.map((row) => [Number(row.priority), Number(row.n)]);
+  }
+
   async dataKeys(prefix: string, limit = -1): Promise<string[]> {
     // substr, not LIKE: a prefix may hold % or _.
     const rows = this.sql(`SELECT key FROM "$t_data" WHERE substr(key, 1, ?) = ? AND ${SqliteStorage.LIVE} LIMIT ?`).all(prefix.length, prefix, Date.now(), limit) as Row[];
