@@ -162,6 +162,12 @@ describe('dashboard on the embedded storage', () => {
     const producer = await runScript('examples/simple/producer.ts', env);
     assert.equal(producer.code, 0, producer.output);
     await page.locator('[data-testid="events"] tr', { hasText: 'add' }).filter({ has: page.locator('[data-status="complete"]') }).first().waitFor();
+    // A periodic task can be run now from the page (the consumer runs with -n: no periodic runs of its own).
+    const asked = new Promise<void>((resolve) => page.once('dialog', (dialog) => void dialog.accept().then(() => resolve())));
+    await page.locator('[data-testid="periodic"] button[data-action="run-periodic"][data-target="heartbeat"]').click();
+    await asked;
+    await page.locator('[data-testid="notice"]', { hasText: 'enqueued periodic task heartbeat now' }).waitFor();
+    await page.locator('[data-testid="events"] tr', { hasText: 'heartbeat' }).filter({ has: page.locator('[data-status="complete"]') }).waitFor();
     await page.close();
     consumer.child.kill('SIGTERM');
     assert.equal(await consumer.exited(), 0, consumer.output);
