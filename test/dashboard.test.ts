@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -140,11 +141,28 @@ describe('dashboard in Chromium', () => {
     assert.equal(await consumer.exited(), 0, consumer.output);
   });
 
-  it('refuses a request without the token when one is set', async () => {
+  it('refuses a request without the token when one is set, a page from another origin, and a non-JSON action', async () => {
+    const open = await consumerWithDashboard(['test/fixtures/faults.huey'], { REDIS_URL: redis.url });
+    const port = new URL(open.url).port;
+    // Without a token, only requests addressed to the loopback by name are answered.
+    const rebound = await new Promise<number>((resolve, reject) =>
+      request({ host: '127.0.0.1', port, path: '/api/snapshot', headers: { host: `evil.example:${port}` } }, (response) => resolve(response.statusCode!)).on('error', reject).end(),
+    );
+    assert.equal(rebound, 401);
+    assert.equal((await fetch(new URL('/api/snapshot', open.url))).status, 200);
+    open.consumer.child.kill('SIGTERM');
+    assert.equal(await open.consumer.exited(), 0, open.consumer.output);
+
     const { consumer, url } = await consumerWithDashboard(['test/fixtures/faults.huey', '--dashboard-token', 's3cret'], { REDIS_URL: redis.url });
     assert.match(url, /\?token=s3cret$/);
     assert.equal((await fetch(new URL('/api/snapshot', url).href.replace(/\?.*/, ''))).status, 401);
     assert.equal((await fetch(new URL('/api/snapshot?token=s3cret', url))).status, 200);
+    const action = (contentType: string) =>
+      fetch(new URL('/api/action?token=s3cret', url), { method: 'POST', headers: { 'content-type': contentType }, body: JSON.stringify({ action: 'pause' }) });
+    assert.equal((await action('text/plain')).status, 415, 'a cross-site simple request is refused');
+    assert.equal((await action('application/json')).status, 200);
+    assert.equal(await fixture.huey.isPaused(), true);
+    await fixture.huey.resume();
     consumer.child.kill('SIGTERM');
     assert.equal(await consumer.exited(), 0, consumer.output);
   });

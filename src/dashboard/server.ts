@@ -41,7 +41,9 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
   let timer: NodeJS.Timeout | undefined;
 
   const allowed = (request: IncomingMessage, url: URL): boolean => {
-    if (!token) return true;
+    // Without a token, only requests addressed to this machine by name: a web page whose own
+    // domain was pointed at 127.0.0.1 (DNS rebinding) gets no answer.
+    if (!token) return LOOPBACK.has(hostOf(request.headers.host)) || hostOf(request.headers.host) === host;
     const given = url.searchParams.get('token') ?? /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1] ?? '';
     return given.length === token.length && timingSafeEqual(Buffer.from(given), Buffer.from(token));
   };
@@ -87,6 +89,8 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
         return void response.end(text);
       }
       case 'POST /api/action': {
+        // JSON only: a cross-site form or no-cors fetch cannot send it without a preflight, which gets no CORS answer.
+        if (!/^application\/json\b/.test(request.headers['content-type'] ?? '')) return send(response, 415, { error: 'send the action as application/json' });
         const body = JSON.parse(await readBody(request)) as { action?: string; target?: string };
         const action = ACTIONS[body.action ?? ''];
         if (!action || (!body.target && !UNTARGETED.has(body.action!))) {
@@ -117,6 +121,13 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** The host name of a Host header, without the port or IPv6 brackets. */
+function hostOf(header: string | undefined): string {
+  const value = header ?? '';
+  const bracketed = /^\[([^\]]+)\]/.exec(value);
+  return bracketed ? bracketed[1]! : value.replace(/:\d+$/, '');
 }
 
 function send(response: ServerResponse, status: number, body: unknown): void {
