@@ -160,6 +160,12 @@ describe('dashboard in Chromium', () => {
     const action = (contentType: string) =>
       fetch(new URL('/api/action?token=s3cret', url), { method: 'POST', headers: { 'content-type': contentType }, body: JSON.stringify({ action: 'pause' }) });
     assert.equal((await action('text/plain')).status, 415, 'a cross-site simple request is refused');
+    const raw = (body: string) => fetch(new URL('/api/action?token=s3cret', url), { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const malformed = await raw('{"action": ');
+    assert.equal(malformed.status, 400);
+    assert.match(((await malformed.json()) as { error: string }).error, /not a JSON object/);
+    assert.equal((await raw('x'.repeat(70 * 1024))).status, 413);
+    assert.equal((await fetch(new URL('/api/snapshot?token=s3cr%C3%A9t', url))).status, 401, 'a token of another byte length is refused, not a crash');
     assert.equal((await action('application/json')).status, 200);
     assert.equal(await fixture.huey.isPaused(), true);
     await fixture.huey.resume();

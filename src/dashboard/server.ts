@@ -45,7 +45,8 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
     // domain was pointed at 127.0.0.1 (DNS rebinding) gets no answer.
     if (!token) return LOOPBACK.has(hostOf(request.headers.host)) || hostOf(request.headers.host) === host;
     const given = url.searchParams.get('token') ?? /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1] ?? '';
-    return given.length === token.length && timingSafeEqual(Buffer.from(given), Buffer.from(token));
+    const [a, b] = [Buffer.from(given), Buffer.from(token)];
+    return a.length === b.length && timingSafeEqual(a, b);
   };
 
   const broadcast = async () => {
@@ -91,7 +92,10 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
       case 'POST /api/action': {
         // JSON only: a cross-site form or no-cors fetch cannot send it without a preflight, which gets no CORS answer.
         if (!/^application\/json\b/.test(request.headers['content-type'] ?? '')) return send(response, 415, { error: 'send the action as application/json' });
-        const body = JSON.parse(await readBody(request)) as { action?: string; target?: string };
+        const text = await readBody(request);
+        if (text === undefined) return send(response, 413, { error: 'an action is under 64 KiB' });
+        const body = parseAction(text);
+        if (!body) return send(response, 400, { error: 'the action is not a JSON object' });
         const action = ACTIONS[body.action ?? ''];
         if (!action || (!body.target && !UNTARGETED.has(body.action!))) {
           return send(response, 400, { error: `give an action (${Object.keys(ACTIONS).join(', ')}) and its target` });
@@ -135,13 +139,23 @@ function send(response: ServerResponse, status: number, body: unknown): void {
   response.end(JSON.stringify(body));
 }
 
-async function readBody(request: IncomingMessage): Promise<string> {
+/** The request's body, or undefined past 64 KiB (an action is a few bytes). */
+async function readBody(request: IncomingMessage): Promise<string | undefined> {
   let body = '';
   for await (const chunk of request) {
     body += String(chunk);
-    if (body.length > 64 * 1024) throw new Error('request body too large');
+    if (body.length > 64 * 1024) return undefined;
   }
   return body;
+}
+
+function parseAction(text: string): { action?: string; target?: string } | undefined {
+  try {
+    const body: unknown = JSON.parse(text);
+    return body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as { action?: string; target?: string }) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export type { Snapshot };
