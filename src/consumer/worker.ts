@@ -108,6 +108,8 @@ export class Worker {
   private runEnded?: () => void;
   /** The first storage failure of a run, for the loop to handle. */
   private failure?: { error: unknown };
+  /** Messages were claimed and then not started: a stop or a failure came mid-batch. */
+  private leftUnstarted = false;
   /** Counts and recent runs, written to the storage once a second while `run()` goes. */
   readonly reporter: Reporter;
 
@@ -312,9 +314,6 @@ export class Worker {
     }
     await this.settle(previous);
   }
-
-  /** Messages were claimed and then not started: a stop or a failure came mid-batch. */
-  private leftUnstarted = false;
 
   /** Start a run in a slot; its storage failure, if any, is kept for the loop. */
   private start(claim: Claim, message: Message, options: ExecuteOptions): void {

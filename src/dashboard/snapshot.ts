@@ -53,23 +53,25 @@ const row = (m: Message): TaskRow => ({ id: m.id, name: m.name, args: m.args, pr
 export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
   const { storage } = huey;
   const now = Date.now();
-  const [pending, pendingByPriority, pendingTasks, scheduledCount, scheduled, statuses, events, revokedIds, revokedTasks, locks, deadLetters, enqueuedKeys] = await Promise.all([
-    storage.queueSize(),
-    storage.queueSizeByPriority(),
-    huey.pending(LIST_LIMIT),
-    storage.scheduleSize(),
-    huey.scheduled(LIST_LIMIT),
-    storage.statuses(),
-    storage.events(LIST_LIMIT),
-    storage.dataKeys('r:', LIST_LIMIT),
-    storage.dataKeys('rt:', LIST_LIMIT),
-    storage.dataKeys(lockKey(''), LIST_LIMIT),
-    storage.deadLetters(),
-    storage.dataKeys(enqueuedKey('')),
-  ]);
+  const [pending, pendingByPriority, pendingTasks, scheduledCount, scheduled, statuses, events, revokedIds, revokedTasks, locks, deadLetterCount, deadLetters, enqueuedKeys, paused] =
+    await Promise.all([
+      storage.queueSize(),
+      storage.queueSizeByPriority(),
+      huey.pending(LIST_LIMIT),
+      storage.scheduleSize(),
+      huey.scheduled(LIST_LIMIT),
+      storage.statuses(),
+      storage.events(LIST_LIMIT),
+      storage.dataKeys('r:', LIST_LIMIT),
+      storage.dataKeys('rt:', LIST_LIMIT),
+      storage.dataKeys(lockKey(''), LIST_LIMIT),
+      storage.deadLetterCount(),
+      storage.deadLetters(LIST_LIMIT),
+      storage.dataKeys(enqueuedKey('')),
+      huey.isPaused(),
+    ]);
   const enqueuedCounts = enqueuedKeys.length ? await storage.peekDataMany(enqueuedKeys) : [];
   const enqueued = Object.fromEntries(enqueuedKeys.map((key, i) => [key.slice(enqueuedKey('').length), Number(enqueuedCounts[i] ?? 0)]));
-  const paused = await huey.isPaused();
 
   const workers: Snapshot['workers'] = [];
   for (const [id, text] of Object.entries(statuses)) {
@@ -118,8 +120,8 @@ export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
       ...revokedIds.map((key) => ({ kind: 'id' as const, target: key.slice('r:'.length) })),
     ],
     locks: locks.map((key) => key.slice(lockKey('').length)),
-    deadLetters: deadLetters.length,
-    dead: deadLetters.slice(0, LIST_LIMIT).map((letter) => {
+    deadLetters: deadLetterCount,
+    dead: deadLetters.map((letter) => {
       let message: Message | undefined;
       try {
         message = huey.deserializeMessage(letter.data);

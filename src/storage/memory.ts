@@ -100,6 +100,10 @@ export class MemoryStorage implements Storage {
     return this.dead.slice(0, limit);
   }
 
+  async deadLetterCount(): Promise<number> {
+    return this.dead.length;
+  }
+
   async deleteDeadLetter(letter: DeadLetter): Promise<boolean> {
     const i = this.dead.findIndex((d) => d.data === letter.data && d.reason === letter.reason && d.at === letter.at);
     if (i < 0) return false;

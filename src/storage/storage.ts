@@ -57,6 +57,8 @@ export interface Storage {
   deadLetter(claim: Claim, reason: string): Promise<void>;
   /** Up to `limit` dead letters, newest first. */
   deadLetters(limit?: number): Promise<DeadLetter[]>;
+  /** How many dead letters there are. */
+  deadLetterCount(): Promise<number>;
   /** Remove one dead letter, as `deadLetters` gave it. True when it was there. */
   deleteDeadLetter(letter: DeadLetter): Promise<boolean>;
   /** Messages waiting in the queue (not claimed). */

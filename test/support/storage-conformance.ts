@@ -119,7 +119,9 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       await storage.enqueueMany([{ data: 'bad-1' }, { data: 'bad-2' }]);
       for (const claim of await storage.dequeueMany('w1', 2)) await storage.deadLetter(claim, 'unreadable');
       const [newest, oldest] = await storage.deadLetters();
+      assert.equal(await storage.deadLetterCount(), 2);
       assert.equal(await storage.deleteDeadLetter(oldest!), true);
+      assert.equal(await storage.deadLetterCount(), 1);
       assert.equal(await storage.deleteDeadLetter(oldest!), false);
       assert.deepEqual((await storage.deadLetters()).map((letter) => letter.data), [newest!.data]);
 

@@ -267,6 +267,10 @@ export class RedisStorage implements Storage {
     });
   }
 
+  async deadLetterCount(): Promise<number> {
+    return this.guard(async () => (await this.ready()).lLen(this.keys.dead));
+  }
+
   async deleteDeadLetter(letter: DeadLetter): Promise<boolean> {
     return this.guard(async () => (await (await this.ready()).lRem(this.keys.dead, 1, deadLetterEntry(letter))) > 0);
   }

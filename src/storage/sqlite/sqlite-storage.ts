@@ -158,6 +158,10 @@ export class SqliteStorage implements Storage {
     });
   }
 
+  async deadLetterCount(): Promise<number> {
+    return Number((this.sql('SELECT count(*) AS n FROM "$t_dead"').get() as Row).n);
+  }
+
   async deleteDeadLetter(letter: DeadLetter): Promise<boolean> {
     const row = this.sql('SELECT id FROM "$t_dead" WHERE data = ? AND reason = ? AND at = ? LIMIT 1').get(letter.data, letter.reason, letter.at) as Row | undefined;
     return row !== undefined && this.sql('DELETE FROM "$t_dead" WHERE id = ?').run(row.id).changes > 0;
