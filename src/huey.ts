@@ -8,6 +8,7 @@ import {
   HueyError,
   RetryTask,
   SerializationError,
+  TaskError,
   TaskLockedError,
   TaskTimeout,
   toRemoteError,
@@ -18,10 +19,11 @@ import { EnqueueCounter } from './enqueue-counter.js';
 import { createTaskLock, lockKey, type TaskLock } from './lock.js';
 import { createRateLimit, type RateLimit, type RateLimitOptions } from './rate-limit.js';
 import { quietLogger, type Logger } from './logger.js';
-import { isMessage, type Message } from './message.js';
+import type { Message } from './message.js';
 import { Result } from './result.js';
 import type { ResultGroup } from './result-group.js';
-import { Chord, Group, Pipeline, resultsOf, settleFollowers, Signature } from './signature.js';
+import { Chord, countIntoChord, Group, Pipeline, resultsOf, Signature } from './signature.js';
+import { describeProblems, followUpProblems, withoutFollowUps } from './follow-ups.js';
 import { JsonSerializer, type Serializer } from './serializer.js';
 import { Signals, type SignalHandler, type SignalName } from './signals.js';
 import { MemoryStorage } from './storage/memory.js';
@@ -39,6 +41,7 @@ import {
   type TaskOptions,
   type TaskWrapper,
 } from './task.js';
+import { checkMessage, etaOf } from './validate.js';
 
 /** An already settled promise, returned where there is nothing to wait for. */
 const NOTHING: Promise<void> = Promise.resolve();
@@ -142,6 +145,8 @@ export class Huey {
   private readonly postExecuteHooks: PostHook[] = [];
   readonly startupHooks: LifecycleHook[] = [];
   readonly shutdownHooks: LifecycleHook[] = [];
+  /** Enqueues not yet written, so `close()` can wait for them before closing the storage under them. */
+  private readonly enqueuesInFlight = new Set<Promise<unknown>>();
   private configuredStorage: Storage;
   private immediateStorage?: Storage;
   private immediateMode = false;
@@ -183,7 +188,14 @@ export class Huey {
     return this.storage.connect();
   }
 
+  /**
+   * Wait for every enqueue still being written (a task's call form returns
+   * before its write is done), then store the enqueue counts and close the
+   * storage.
+   */
   async close(): Promise<void> {
+    // An enqueue may start while we wait (a signal handler's), hence the loop.
+    while (this.enqueuesInFlight.size > 0) await Promise.allSettled([...this.enqueuesInFlight]);
     await this.enqueueCounter.flush().catch((error: unknown) => this.logger.warn(`could not store the enqueue counts: ${errorText(error)}`));
     await this.storage.close();
   }
@@ -275,9 +287,14 @@ export class Huey {
       const message = this.stamp(definition.message(overrides.id ?? randomUUID(), args, overrides));
       const data = this.serializeMessage(message);
       const enqueued = this.enqueueSerialized(message, data);
-      // A caller who may never look at `result.enqueued` still hears of a failure.
-      if (!awaited) enqueued.catch((error) => this.logger.error(`enqueue of ${message.name} ${message.id} failed: ${errorText(error)}`));
-      return new Result<unknown>(this, message.id, enqueued, message);
+      const result = new Result<unknown>(this, message.id, enqueued, message);
+      if (!awaited) {
+        // A caller who may never look at `result.enqueued` still hears of a failure, from the log
+        // rather than as an unhandled rejection that would end the process.
+        enqueued.catch((error) => this.logger.error(`enqueue of ${message.name} ${message.id} failed: ${errorText(error)}`));
+        result.enqueued.catch(() => {});
+      }
+      return result;
     };
     const wrapper = (...args: unknown[]) => call(args);
     return Object.assign(wrapper, {
@@ -309,19 +326,26 @@ export class Huey {
       const message = this.stamp(unstamped);
       return { message, data: this.serializeMessage(message) };
     });
-    const enqueued = (async () => {
-      const now = Date.now();
-      const ready = items.filter(({ message }) => message.eta === null || message.eta <= now);
-      if (this.immediateMode || ready.length < items.length) {
-        for (const { message, data } of items) await this.enqueueSerialized(message, data);
-        return;
-      }
-      await this.storage.enqueueMany(items.map(({ message, data }) => ({ data, priority: message.priority })));
-      for (const { message } of items) this.enqueueCounter.count(message.name);
-      for (const { message } of items) await this.emit('enqueued', message);
-    })();
+    const enqueued = this.track(this.writeAll(items));
     enqueued.catch((error) => this.logger.error(`enqueue of ${messages.length} task(s) failed: ${errorText(error)}`));
-    return resultsOf(this, handles, enqueued);
+    const group = resultsOf(this, handles, enqueued);
+    // Logged above; the handles' own promises must not end the process as unhandled rejections.
+    group.enqueued.catch(() => {});
+    for (const result of group.results) result.enqueued.catch(() => {});
+    return group;
+  }
+
+  /** Write serialized messages: in one round trip, unless some are for later or run here. */
+  private async writeAll(items: Array<{ message: Message; data: string }>): Promise<void> {
+    const now = Date.now();
+    const ready = items.filter(({ message }) => message.eta === null || message.eta <= now);
+    if (this.immediateMode || ready.length < items.length) {
+      for (const { message, data } of items) await this.enqueueSerialized(message, data);
+      return;
+    }
+    await this.storage.enqueueMany(items.map(({ message, data }) => ({ data, priority: message.priority })));
+    for (const { message } of items) this.enqueueCounter.count(message.name);
+    for (const { message } of items) await this.emit('enqueued', message);
   }
 
   /** Every registered task name. */
@@ -382,7 +406,19 @@ export class Huey {
     return this.enqueueSerialized(message, this.serializeMessage(message));
   }
 
-  private async enqueueSerialized(message: Message, data: string): Promise<void> {
+  /** Keep `enqueue` in the in-flight set until it settles, for `close()`. */
+  private track<T>(enqueue: Promise<T>): Promise<T> {
+    this.enqueuesInFlight.add(enqueue);
+    const done = () => void this.enqueuesInFlight.delete(enqueue);
+    enqueue.then(done, done);
+    return enqueue;
+  }
+
+  private enqueueSerialized(message: Message, data: string): Promise<void> {
+    return this.track(this.write(message, data));
+  }
+
+  private async write(message: Message, data: string): Promise<void> {
     if (message.eta !== null && message.eta > Date.now()) {
       await this.storage.addToSchedule(data, message.eta, message.priority);
       this.enqueueCounter.count(message.name);
@@ -397,11 +433,14 @@ export class Huey {
     }
   }
 
-  /** Read a message back; a payload that is not one throws `SerializationError`. */
+  /**
+   * Read a message back. A payload that is not one, or has a field of the
+   * wrong shape (an eta that is no time, retries that are not a count),
+   * throws `SerializationError` naming the field: run as it is, such a
+   * message would run at the wrong time or loop.
+   */
   deserializeMessage(data: string): Message {
-    const message = this.serializer.deserialize(data);
-    if (!isMessage(message)) throw new SerializationError('payload is not a task message');
-    return message;
+    return checkMessage(this.serializer.deserialize(data));
   }
 
   // ---- executing ----
@@ -413,12 +452,36 @@ export class Huey {
    * (with the result, in one storage step, when nothing else must be
    * enqueued first). Throws only for a message this process cannot run (an
    * unknown task) or a storage failure, and then leaves the claim unacked.
+   * Everything else is settled here, once: a follow-up (next step, error
+   * handler, chord callback) that cannot be enqueued is the run's own
+   * failure, never a reason to leave the claim to be run again.
    */
   async execute(message: Message, now = Date.now(), claim?: Claim, options: ExecuteOptions = {}): Promise<Outcome> {
     const settle = claim ? { claim, acked: false } : undefined;
-    const outcome = await this.run(message, now, settle, options);
+    let outcome: Outcome;
+    try {
+      outcome = await this.run(message, now, settle, options);
+    } catch (error) {
+      // Data that cannot be written or read (not a storage failure: the storage
+      // throws StorageError) would fail the same way on every run: settle it now.
+      if (!(error instanceof SerializationError) || settle?.acked) throw error;
+      outcome = await this.failUnrunnable(message, error);
+    }
     if (settle && !settle.acked) await this.settle(this.storage.ack(settle.claim), options);
     return outcome;
+  }
+
+  /** Fail a message for good, with no retry: running it again would meet the same `error`. */
+  private async failUnrunnable(message: Message, error: SerializationError): Promise<Outcome> {
+    this.logger.error(`${message.name} ${message.id} cannot be settled as usual, failing it for good: ${errorText(error)}`);
+    try {
+      return await this.fail({ ...message, retries: 0 }, error);
+    } catch (again) {
+      if (!(again instanceof SerializationError)) throw again;
+      // Even its follow-ups cannot be handled: store the error alone.
+      if (this.results) await this.storeOutcome(message.id, { error: toRemoteError(error, { ...message, retries: 0 }) });
+      return { status: 'failed', error };
+    }
   }
 
   /** Wait for a final storage step, or hand it to the caller that asked to wait for it later. */
@@ -442,6 +505,12 @@ export class Huey {
       await this.emit('revoked', message, undefined, context);
       return { status: 'revoked' };
     }
+    const problems = followUpProblems(message, (name) => this.registry.has(name));
+    if (problems.length > 0) {
+      // Its follow-ups could never be enqueued, on this run or any other: fail it unrun, for good.
+      const error = new SerializationError(`task ${message.name} was not run: ${describeProblems(problems)}`);
+      return this.fail({ ...withoutFollowUps(message, problems), retries: 0 }, error, context);
+    }
 
     try {
       for (const hook of this.preExecuteHooks) await hook(context);
@@ -462,6 +531,20 @@ export class Huey {
       if (error instanceof CancelExecution) return this.cancel(message, context, error);
       failed = true;
       failure = error;
+    }
+
+    // A pipeline's next step is written down before the value is stored: one that
+    // cannot be enqueued (the value over maxPayloadSize, or not serializable) fails this run.
+    let next: { message: Message; data: string } | undefined;
+    if (!failed && message.onComplete) {
+      try {
+        next = this.prepareFollowUp(message.onComplete, value);
+      } catch (error) {
+        failed = true;
+        failure = new SerializationError(
+          `task ${message.name} returned a value that cannot be passed on to its next step "${message.onComplete.name}": ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
     }
 
     if (!failed && this.results && !definition.periodic && (value != null || this.storeNone)) {
@@ -492,10 +575,21 @@ export class Huey {
 
     if (!failed) {
       await this.emit('complete', message, undefined, context);
-      await settleFollowers(this, message, { value });
+      if (next) await this.enqueueSerialized(next.message, next.data);
+      if (message.chord) await countIntoChord(this, message, { value });
       return { status: 'complete' };
     }
     return this.fail(message, failure, context);
+  }
+
+  /**
+   * A follow-up with `last` appended to its arguments, stamped and serialized,
+   * ready to enqueue. Touches no storage: what it throws (SerializationError,
+   * over maxPayloadSize) is about the data, and the same on every try.
+   */
+  private prepareFollowUp(followUp: Message, last: unknown): { message: Message; data: string } {
+    const message = this.stamp({ ...followUp, args: [...followUp.args, last] });
+    return { message, data: this.serializeMessage(message) };
   }
 
   /**
@@ -511,8 +605,25 @@ export class Huey {
       return { status: 'retrying', error };
     }
     const remote = toRemoteError(error, message);
+    // Follow-ups that could never be enqueued are left out, and said so in the stored error.
+    const problems = followUpProblems(message, (name) => this.registry.has(name));
+    const sound = withoutFollowUps(message, problems);
+    const notes = problems.length > 0 ? [describeProblems(problems)] : [];
+    let handler: { message: Message; data: string } | undefined;
+    if (sound.onError) {
+      try {
+        handler = this.prepareFollowUp(sound.onError, new TaskError({ ...remote }));
+      } catch (problem) {
+        notes.push(`its error handler "${sound.onError.name}" cannot be enqueued: ${problem instanceof Error ? problem.message : String(problem)}`);
+      }
+    }
+    if (notes.length > 0) {
+      remote.message += ` (and ${notes.join('; ')})`;
+      this.logger.error(`${message.name} ${message.id} failed, and ${notes.join('; ')}`);
+    }
     if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message.id, { error: remote });
-    await settleFollowers(this, message, { error: remote });
+    if (handler) await this.enqueueSerialized(handler.message, handler.data);
+    if (sound.chord) await countIntoChord(this, sound, { error: remote });
     return { status: signal === 'locked' ? 'locked' : 'failed', error };
   }
 
@@ -638,8 +749,8 @@ export class Huey {
   /** Revoke task `id` once and schedule a copy of `message` with a new id. */
   async reschedule<T>(message: Message | undefined, options: { delay?: number; eta?: Date | DateTime }): Promise<Result<T>> {
     if (!message) throw new HueyError('this result has no message to reschedule: use the Result that the call returned');
+    const eta = etaOf(options); // a bad eta or delay throws before anything is revoked
     await this.revokeById(message.id, { revokeOnce: true });
-    const eta = options.eta ? (options.eta instanceof Date ? options.eta.getTime() : options.eta.toMillis()) : options.delay ? Date.now() + options.delay * 1000 : null;
     const copy: Message = { ...message, id: randomUUID(), eta };
     await this.enqueue(copy);
     return new Result<T>(this, copy.id, Promise.resolve(), copy);

@@ -1,6 +1,7 @@
 /**
  * What travels through the storage for one run of a task. Everything in it
  * is data; the function is found again by `name` in the receiving registry.
+ * A message read back is checked field by field by `checkMessage` (validate.ts).
  */
 export interface Message {
   /** Unique per task call; a retry keeps the id so its result lands in the same place. */
@@ -33,17 +34,4 @@ export interface Message {
   headers?: Record<string, string>;
   /** Membership of a chord: when all `size` members have finished, `callback` runs once with their results. */
   chord?: { id: string; index: number; size: number; callback: Message };
-}
-
-export function isMessage(value: unknown): value is Message {
-  const m = value as Message;
-  return (
-    typeof m === 'object' &&
-    m !== null &&
-    typeof m.id === 'string' &&
-    typeof m.name === 'string' &&
-    Array.isArray(m.args) &&
-    typeof m.retries === 'number' &&
-    (m.headers === undefined || (typeof m.headers === 'object' && m.headers !== null))
-  );
 }

@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { SerializationError } from './errors.js';
 
 /**
@@ -70,13 +71,37 @@ function encodeObject(value: object, path: string, seen: Set<object>): Json {
     return tagged('err', { name: value.name, message: value.message, stack: value.stack ?? null });
   }
   const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+  if (proto !== Object.prototype && proto !== null) {
+    // JSON's rule for new Number(1), new String('a'): the primitive inside.
+    if (types.isBoxedPrimitive(value)) return encode(value.valueOf(), path, seen);
+    const unreadable = opaqueKind(value);
+    if (unreadable) throw new SerializationError(`${describe(path)} is ${unreadable}, and cannot be serialized`);
     // Class instances that know their JSON form (luxon's DateTime, URL, ...) travel as that.
-    return encode((value as { toJSON(): unknown }).toJSON(), path, seen);
+    if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return encode((value as { toJSON(): unknown }).toJSON(), path, seen);
   }
   const out: { [key: string]: Json } = {};
   for (const [k, v] of Object.entries(value)) out[k] = encode(v, path === '' ? k : `${path}.${k}`, seen);
   return TAG in out ? tagged('obj', out) : out;
+}
+
+/**
+ * The kind of a built-in object whose contents live where the serializer
+ * cannot read them (or that stands for something unfinished), or null for
+ * any other object. Written as its own properties, each would arrive as `{}`
+ * or worse; better to fail, naming it, as for a function.
+ */
+function opaqueKind(value: object): string | null {
+  if (value instanceof WeakMap) return 'a WeakMap (its entries cannot be read)';
+  if (value instanceof WeakSet) return 'a WeakSet (its items cannot be read)';
+  if (value instanceof WeakRef) return 'a WeakRef (send what it refers to)';
+  if (value instanceof FinalizationRegistry) return 'a FinalizationRegistry';
+  if (types.isPromise(value)) return 'a Promise (await it first)';
+  if (types.isAnyArrayBuffer(value)) return 'an ArrayBuffer (send a Buffer or Uint8Array of it)';
+  // Uint8Array and Buffer are handled before; the other views would arrive as objects keyed by index.
+  if (ArrayBuffer.isView(value)) return `${/^[AEIOU]/.test(value.constructor.name) ? 'an' : 'a'} ${value.constructor.name} (send a Buffer or Uint8Array of its bytes, or an array)`;
+  if (types.isRegExp(value)) return 'a RegExp (send its source)';
+  if (types.isGeneratorObject(value) || types.isMapIterator(value) || types.isSetIterator(value)) return 'an iterator (send an array of it)';
+  return null;
 }
 
 function decode(value: Json): unknown {

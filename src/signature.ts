@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { TaskError } from './errors.js';
+import { SerializationError, TaskError } from './errors.js';
 import type { Huey, StoredOutcome } from './huey.js';
 import type { Message } from './message.js';
 import { Result } from './result.js';
@@ -134,28 +134,14 @@ export function resultsOf(huey: Huey, messages: Message[], enqueued: Promise<unk
 }
 
 /**
- * After a run's final outcome: enqueue its pipeline's next step (with the
- * value appended) or its error handler (with the TaskError appended), and
- * count it into its chord.
+ * Record a chord member's final outcome once (a re-run under at-least-once
+ * delivery does not count twice), and let the member that completes the
+ * count enqueue the callback with every member's result. A callback that
+ * cannot be enqueued (the gathered results over maxPayloadSize, or not
+ * serializable) fails in its own place: its result is the TaskError, its
+ * error handler runs, and the member that completed the count stays settled.
  */
-export async function settleFollowers(huey: Huey, message: Message, outcome: StoredOutcome<unknown>): Promise<void> {
-  if ('value' in outcome && message.onComplete) {
-    const next = message.onComplete;
-    await huey.enqueue({ ...next, args: [...next.args, outcome.value] });
-  }
-  if ('error' in outcome && message.onError) {
-    const handler = message.onError;
-    await huey.enqueue({ ...handler, args: [...handler.args, new TaskError(outcome.error)] });
-  }
-  if (message.chord) await countIntoChord(huey, message, outcome);
-}
-
-/**
- * Record a member's outcome once (a re-run under at-least-once delivery does
- * not count twice), and let the member that completes the count enqueue the
- * callback with every member's result.
- */
-async function countIntoChord(huey: Huey, message: Message, outcome: StoredOutcome<unknown>): Promise<void> {
+export async function countIntoChord(huey: Huey, message: Message, outcome: StoredOutcome<unknown>): Promise<void> {
   const { storage, serializer } = huey;
   const chord = message.chord!;
   const slot = (i: number) => `chord.${chord.id}.${i}`;
@@ -167,5 +153,13 @@ async function countIntoChord(huey: Huey, message: Message, outcome: StoredOutco
     results.push(stored === null ? undefined : 'value' in stored ? stored.value : new TaskError(stored.error));
   }
   await storage.deleteData(`chord.${chord.id}`);
-  await huey.enqueue({ ...chord.callback, args: [...chord.callback.args, results] });
+  try {
+    await huey.enqueue({ ...chord.callback, args: [...chord.callback.args, results] });
+  } catch (error) {
+    // Not a storage failure (that is a StorageError): the data, the same on every try.
+    if (!(error instanceof SerializationError)) throw error;
+    const failure = new SerializationError(`the results of chord ${chord.id} cannot be passed on to its callback "${chord.callback.name}": ${error.message}`);
+    huey.logger.error(`${chord.callback.name} ${chord.callback.id} failed unrun: ${failure.message}`);
+    await huey.fail({ ...chord.callback, retries: 0 }, failure);
+  }
 }

@@ -5,6 +5,7 @@ import type { Message } from './message.js';
 import type { Result } from './result.js';
 import type { ResultGroup } from './result-group.js';
 import type { Signature } from './signature.js';
+import { checkCallOptions, checkRetryWaits, checkTaskOptions, etaOf } from './validate.js';
 
 /** Options of `huey.task(options)`; each can be overridden per call through `schedule()`. */
 export interface TaskOptions {
@@ -131,12 +132,20 @@ export class TaskDefinition {
     private readonly thisArg: () => unknown = () => undefined,
     /** Set for a periodic task: the minutes it runs in. */
     readonly periodic?: PeriodicSchedule,
-  ) {}
+  ) {
+    // A bad option fails where the task is defined, not in a worker much later.
+    checkTaskOptions(options);
+  }
 
-  /** Build the message for one call, applying per-call overrides over the task's defaults. */
+  /**
+   * Build the message for one call, applying per-call overrides over the
+   * task's defaults. A per-call option that cannot work throws
+   * `ConfigurationError` naming it.
+   */
   message(id: string, args: unknown[], call: Partial<ScheduleOptions<unknown[]>> = {}, now = Date.now()): Message {
+    checkCallOptions(call);
     const expires = call.expires ?? this.options.expires;
-    return {
+    const message: Message = {
       id,
       name: this.name,
       args,
@@ -148,6 +157,11 @@ export class TaskDefinition {
       expires: expires === undefined ? null : expires instanceof Date ? expires.getTime() : now + expires * 1000,
       timeout: call.timeout ?? this.options.timeout ?? null,
     };
+    // Per-call retries may meet the task's delay and backoff: check them together.
+    if (call.retries !== undefined || call.retryDelay !== undefined || call.retryBackoff !== undefined) {
+      checkRetryWaits(message.retries, message.retryDelay, message.retryBackoff);
+    }
+    return message;
   }
 
   /**
@@ -178,16 +192,6 @@ function withTimeout(running: Promise<unknown>, message: Message, abort: AbortCo
   });
   running.catch(() => {}); // a late failure after the timeout is not an unhandled rejection
   return Promise.race([running, timedOut]).finally(() => clearTimeout(timer));
-}
-
-function etaOf(call: Partial<ScheduleOptions<unknown[]>>, now: number): number | null {
-  if (call.eta !== undefined) {
-    const eta = call.eta instanceof Date ? call.eta.getTime() : call.eta.toMillis();
-    if (Number.isNaN(eta)) throw new TypeError('eta is not a valid date');
-    return eta;
-  }
-  if (call.delay !== undefined && call.delay > 0) return now + call.delay * 1000;
-  return null;
 }
 
 const NEVER_ABORTED = new AbortController().signal;

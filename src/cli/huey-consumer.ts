@@ -33,6 +33,7 @@ const argv = yargs(hideBin(process.argv))
     'disable-health-check': { alias: 'C', type: 'boolean', default: false, describe: 'Do not restart dead workers' },
     'grace-period': { alias: 'g', type: 'number', default: 30, describe: 'Seconds running tasks get to finish on SIGTERM/SIGINT before they are interrupted and requeued' },
     lease: { type: 'number', default: 30, describe: "Seconds this consumer's claimed tasks stay its own without a heartbeat; after that another consumer takes them over" },
+    'max-stalls': { type: 'number', default: 5, describe: 'Times a task may be taken back unstarted from consumers that died before it fails for good' },
     dashboard: { type: 'number', describe: 'Also serve the web dashboard and /metrics on this port (0: any free one)' },
     'dashboard-host': { type: 'string', default: '127.0.0.1', describe: 'Address the dashboard binds; anything but loopback needs --dashboard-token' },
     'dashboard-token': { type: 'string', describe: 'Required on every dashboard request (?token=...)' },
@@ -46,6 +47,7 @@ const argv = yargs(hideBin(process.argv))
     if (!(args['scheduler-interval'] > 0 && args['scheduler-interval'] <= 60)) throw new Error('--scheduler-interval must be between 0 and 60');
     if (!(args['prefetch-window'] >= 0)) throw new Error('--prefetch-window must be 0 or more seconds');
     if (!(args.lease >= 1)) throw new Error('--lease must be at least 1 second');
+    if (!Number.isInteger(args['max-stalls']) || args['max-stalls'] < 0) throw new Error('--max-stalls must be a whole number of 0 or more');
     if (args.verbose && args.quiet) throw new Error('--verbose and --quiet cannot be used together');
     return true;
   })
@@ -78,6 +80,7 @@ async function main(): Promise<number> {
     healthCheckInterval: argv['health-check-interval'],
     gracePeriod: argv['grace-period'],
     lease: argv.lease,
+    maxStalls: argv['max-stalls'],
     logLevel: level,
     workerLog: (lineLevel, message, workerId) => log.write(lineLevel, message, workerId),
   });

@@ -42,11 +42,19 @@ export interface ConsumerOptions {
    * Seconds a consumer's claims stay its own without a heartbeat. The
    * consumer renews the lease of itself and its workers every third of it;
    * when a consumer dies (SIGKILL, power cut) another consumer, or the same
-   * one restarted, takes its claimed tasks once the lease has run out, and
-   * settles each as a failed run (retried if it has retries left).
+   * one restarted, takes its claimed tasks once the lease has run out: those
+   * it had started are settled as failed runs (retried if they have retries
+   * left), those it had only claimed ahead go back on the queue untouched.
    * @defaultValue 30
    */
   lease?: number;
+  /**
+   * How many times a message may be put back on the queue unstarted, taken
+   * from consumers that died, before it fails for good with a
+   * WorkerDiedError: a message whose run kills its consumer before the
+   * start is even recorded must not go round for ever. @defaultValue 5
+   */
+  maxStalls?: number;
   /** `MODULE.EXPORT` of the Huey: thread and process workers import it themselves. */
   module?: string;
   /** Where `module` is resolved from. @defaultValue process.cwd() */
@@ -101,9 +109,15 @@ export class Consumer {
             this.workerType,
             huey,
             workerIds,
-            { spec: options.module!, cwd: options.cwd ?? process.cwd(), options: workerOptions, logLevel: options.logLevel ?? 'info' },
+            {
+              spec: options.module!,
+              cwd: options.cwd ?? process.cwd(),
+              options: workerOptions,
+              logLevel: options.logLevel ?? 'info',
+              leaseMs: (options.lease ?? 30) * 1000,
+            },
             options.workerLog ?? ((level, message, workerId) => huey.logger[level](`${workerId}: ${message}`)),
-            (workerId, cause, runningTaskId) => this.failClaims(workerId, cause, runningTaskId).then(() => undefined),
+            (workerId, cause, runningTaskId) => this.settleDeadWorker(workerId, cause, runningTaskId),
           );
     this.scheduler = new Scheduler(huey, { interval: options.schedulerInterval, periodic: options.periodic, now: options.now });
   }
@@ -145,19 +159,35 @@ export class Consumer {
     return this.huey.storage.renewLeases(this.owners, this.leaseSeconds * 1000);
   }
 
-  /** Take over and settle the claims of consumers whose lease ran out. */
+  /**
+   * Take over the claims of consumers whose lease ran out: the tasks they
+   * had started fail as runs (retried if they have retries left), the ones
+   * they had only claimed ahead are already back on the queue, untouched.
+   * Returns how many were settled as failed runs.
+   */
   async adoptOrphans(): Promise<number> {
-    let settled = 0;
+    const maxStalls = this.options.maxStalls ?? 5;
+    const stalled = new Set<string>();
+    let adopted = 0;
     for (const owner of await this.huey.storage.expiredLeases()) {
-      const moved = await this.huey.storage.adoptClaims(owner, this.id);
-      if (moved < 0) continue;
-      if (moved > 0) this.huey.logger.warn(`the lease of ${owner} ran out: settling ${moved} task(s) it held`);
-      settled += moved;
+      const adoption = await this.huey.storage.adoptClaims(owner, this.id, maxStalls);
+      if (!adoption) continue;
+      const { started, requeued } = adoption;
+      if (started + requeued + adoption.stalled.length > 0) {
+        const parts = [`${started} had started and fail as runs`, `${requeued} had not and go back on the queue`];
+        if (adoption.stalled.length) parts.push(`${adoption.stalled.length} were put back unstarted ${maxStalls} times before and fail for good`);
+        this.huey.logger.warn(`the lease of ${owner} ran out: of the tasks it held, ${parts.join(', ')}`);
+      }
+      for (const claim of adoption.stalled) stalled.add(claim.receipt ?? claim.data);
+      adopted += started + adoption.stalled.length;
     }
-    if (settled > 0) {
-      await this.failClaims(this.id, new WorkerDiedError('the consumer running this task stopped renewing its lease (it died or lost its storage)'));
-    }
-    return settled;
+    if (adopted === 0) return 0;
+    return this.failClaims(this.id, new WorkerDiedError('the consumer running this task stopped renewing its lease (it died or lost its storage)'), undefined, {
+      stalled,
+      stalledCause: new WorkerDiedError(
+        `taken back unstarted from consumers that died more than ${maxStalls} times (max stalls): it may be what kills them, so it fails without running again`,
+      ),
+    });
   }
 
   /** Run `fn` every `ms` while running; a failure is logged and the next round still comes. */
@@ -244,7 +274,7 @@ export class Consumer {
    * the worker's other claims (claimed ahead in its batch) never started, and
    * go back on the queue.
    */
-  async failClaims(workerId: string, cause: Error, runningTaskId?: string): Promise<number> {
+  async failClaims(workerId: string, cause: Error, runningTaskId?: string, stalls?: { stalled: ReadonlySet<string>; stalledCause: Error }): Promise<number> {
     const claimed = await this.huey.storage.claimed(workerId);
     let failed = 0;
     for (const claim of claimed) {
@@ -256,8 +286,11 @@ export class Consumer {
         continue;
       }
       if (runningTaskId !== undefined && message.id !== runningTaskId) continue;
-      const outcome = await this.huey.fail(message, cause);
-      this.huey.logger.error(`${workerId}: ${message.name} ${message.id} ${outcome.status === 'retrying' ? 'will be retried' : 'failed'}: ${cause.name}: ${cause.message}`);
+      // A stalled message never ran as far as anyone knows: its retries do not apply.
+      const stalled = stalls?.stalled.has(claim.receipt ?? claim.data);
+      const error = stalled ? stalls!.stalledCause : cause;
+      const outcome = await this.huey.fail(stalled ? { ...message, retries: 0 } : message, error);
+      this.huey.logger.error(`${workerId}: ${message.name} ${message.id} ${outcome.status === 'retrying' ? 'will be retried' : 'failed'}: ${error.name}: ${error.message}`);
       await this.huey.storage.ack(claim);
       failed++;
     }
@@ -266,6 +299,20 @@ export class Consumer {
       if (requeued > 0) this.huey.logger.warn(`${workerId}: ${requeued} task(s) it had claimed ahead go back on the queue`);
     }
     return failed;
+  }
+
+  /**
+   * Settle the claims of a thread or process worker that died: the task it
+   * had reported running fails as a run; what it had only claimed (ahead, or
+   * between two runs) goes back on the queue untouched.
+   */
+  private async settleDeadWorker(workerId: string, cause: Error, runningTaskId?: string): Promise<void> {
+    if (runningTaskId !== undefined) {
+      await this.failClaims(workerId, cause, runningTaskId);
+      return;
+    }
+    const requeued = await this.huey.storage.requeue(workerId);
+    if (requeued > 0) this.huey.logger.warn(`${workerId}: ${requeued} task(s) it had claimed and not started go back on the queue`);
   }
 
   /**

@@ -16,6 +16,8 @@ export interface WorkerSetup {
   workerId: string;
   options: WorkerOptions;
   logLevel: LogLevel;
+  /** The consumer's lease in ms: a process worker whose consumer died renews its own while it finishes. */
+  leaseMs: number;
 }
 
 /** Messages from a worker to the consumer. */
@@ -82,6 +84,8 @@ interface Slot {
   cause?: Error;
   /** The id of the task being run, as last reported; the worker's other claims never started. */
   running?: string;
+  /** Set once a replacement is under way, so that the exit handler and the health check do not both start one. */
+  replacing?: boolean;
 }
 
 /**
@@ -92,6 +96,15 @@ interface Slot {
 const KILL_MARGIN_MS = 1000;
 
 /**
+ * A worker that dies before it is ready (its module fails to load, a startup
+ * hook throws) would die again at once: its replacement waits this long,
+ * doubling with each failure up to the maximum. One that dies later (a task
+ * killed it) is replaced at once.
+ */
+const START_RETRY_MS = 1000;
+const START_RETRY_MAX_MS = 30_000;
+
+/**
  * Workers in worker_threads or child processes. Each imports the user's
  * module itself, so its registry is filled there and the consumer's own
  * process never runs task code. Their log lines come back here.
@@ -99,6 +112,9 @@ const KILL_MARGIN_MS = 1000;
 export class IsolatedPool implements WorkerPool {
   private slots: Slot[] = [];
   private stopping = false;
+  /** Counts stops, so that a replacement waiting to retry knows its pool was stopped meanwhile. */
+  private generation = 0;
+  private retryTimers = new Set<NodeJS.Timeout>();
 
   constructor(
     readonly type: 'thread' | 'process',
@@ -148,8 +164,7 @@ export class IsolatedPool implements WorkerPool {
         await this.onDeath(id, slot.cause ?? new WorkerDiedError(`the ${this.type} worker running this task ${how}`), slot.running).catch((error: unknown) =>
           this.huey.logger.error(`could not settle the tasks of ${id}: ${String(error)}`),
         );
-        // A worker stopped for a timeout is replaced at once; one that died waits for the health check.
-        if (slot.cause instanceof TaskTimeout && !this.stopping) await this.replace(slot);
+        if (!this.stopping) await this.replace(slot);
       });
     });
   }
@@ -161,18 +176,45 @@ export class IsolatedPool implements WorkerPool {
     slot.child.kill();
   }
 
+  /**
+   * Start a worker in a dead one's place, trying again with a growing wait
+   * while the new one keeps dying before it is ready. Stops trying once the
+   * pool is stopped.
+   */
   private async replace(slot: Slot): Promise<void> {
-    const i = this.slots.indexOf(slot);
-    if (i < 0) return;
-    try {
-      this.slots[i] = await this.spawn(slot.id);
-    } catch (error) {
-      this.huey.logger.error(`could not replace ${slot.id}: ${error instanceof Error ? error.message : String(error)}`);
+    if (slot.replacing || !this.slots.includes(slot)) return;
+    slot.replacing = true;
+    const generation = this.generation;
+    for (let failures = 0; ; failures++) {
+      try {
+        const fresh = await this.spawn(slot.id);
+        const i = this.slots.indexOf(slot);
+        if (i < 0 || generation !== this.generation) {
+          // Stopped meanwhile: this worker is not wanted.
+          fresh.stopping = true;
+          fresh.child.kill();
+          return;
+        }
+        this.slots[i] = fresh;
+        if (!this.stopping) this.huey.logger.warn(`worker ${slot.id} was replaced`);
+        return;
+      } catch (error) {
+        const wait = Math.min(START_RETRY_MAX_MS, START_RETRY_MS * 2 ** failures);
+        this.huey.logger.error(`could not start ${slot.id}: ${error instanceof Error ? error.message : String(error)}; trying again in ${wait / 1000}s`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => (this.retryTimers.delete(timer), resolve()), wait);
+          this.retryTimers.add(timer);
+        });
+        if (generation !== this.generation || !this.slots.includes(slot)) return;
+      }
     }
   }
 
   async stop(graceMs: number): Promise<string[]> {
     this.stopping = true;
+    this.generation++;
+    for (const timer of this.retryTimers) clearTimeout(timer);
+    this.retryTimers.clear();
     for (const slot of this.slots) {
       slot.stopping = true;
       slot.child.send({ type: 'stop' });
@@ -196,10 +238,11 @@ export class IsolatedPool implements WorkerPool {
     return interrupted;
   }
 
+  /** Replace workers found dead that are not being replaced already: a last resort, as each is replaced when its exit is seen. */
   async check(): Promise<string[]> {
     const replaced: string[] = [];
     for (const slot of [...this.slots]) {
-      if (!slot.dead || slot.stopping) continue;
+      if (!slot.dead || slot.stopping || slot.replacing) continue;
       await this.replace(slot);
       replaced.push(slot.id);
     }

@@ -5,6 +5,7 @@
  * the thread port or the IPC channel.
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import type { Huey } from '../huey.js';
 import type { Logger } from '../logger.js';
 import type { WorkerCommand, WorkerReport, WorkerSetup } from './isolated-pool.js';
 import { loadHuey, locateHuey } from './load-module.js';
@@ -16,9 +17,25 @@ const inThread = !isMainThread;
 const setup: WorkerSetup = inThread ? (workerData as WorkerSetup) : (JSON.parse(process.env.HUEY_WORKER_SETUP ?? 'null') as WorkerSetup);
 if (!setup) throw new Error('worker-entry is started by the consumer, not by hand');
 
+/**
+ * Send a report to the consumer. A process worker outlives a consumer that
+ * was killed: its channel is then closed, and a report would throw
+ * ERR_IPC_CHANNEL_CLOSED, so log lines go to the inherited stderr instead
+ * and the rest is dropped while the worker finishes what it holds.
+ */
 function report(message: WorkerReport): void {
-  if (inThread) parentPort!.postMessage(message);
-  else process.send?.(message);
+  if (inThread) return parentPort!.postMessage(message);
+  if (process.connected && process.send) {
+    process.send(message, undefined, {}, (error) => {
+      if (error && message.type === 'log') writeOrphanLine(message.level, message.message);
+    });
+  } else if (message.type === 'log') {
+    writeOrphanLine(message.level, message.message);
+  }
+}
+
+function writeOrphanLine(level: LogLevel, message: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${level.toUpperCase()} ${setup.workerId} (consumer gone): ${message}\n`, () => {});
 }
 
 function onCommand(listener: (command: WorkerCommand) => void): void {
@@ -44,10 +61,27 @@ async function main(): Promise<void> {
     stopRequested = true;
     worker?.stop();
   });
-  // A process worker whose consumer is gone stops as it would when told to.
-  if (!inThread) process.on('disconnect', () => ((stopRequested = true), worker?.stop()));
+  let huey: Huey | undefined;
+  let orphaned = false;
+  // A process worker whose consumer is gone (killed) stops as it would when
+  // told to: it finishes its run and puts back what it claimed ahead. Nobody
+  // renews its lease any more, so it does, or another consumer would take
+  // over the run it is finishing.
+  if (!inThread) {
+    process.on('disconnect', () => {
+      stopRequested = true;
+      orphaned = true;
+      worker?.stop();
+      const renew = () => void huey?.storage.renewLeases([setup.workerId], setup.leaseMs).catch(() => {});
+      renew();
+      setInterval(renew, setup.leaseMs / 3).unref();
+    });
+    // Its stdout and stderr are the consumer's: a closed pipe must not kill it mid-task.
+    process.stdout.on('error', () => {});
+    process.stderr.on('error', () => {});
+  }
 
-  const huey = await loadHuey(locateHuey(setup.spec, setup.cwd));
+  huey = await loadHuey(locateHuey(setup.spec, setup.cwd));
   huey.logger = forwardingLogger(setup.logLevel);
   await huey.connect();
   await runHooks(huey.startupHooks, huey, 'startup');
@@ -64,6 +98,7 @@ async function main(): Promise<void> {
   report({ type: 'ready' });
   if (!stopRequested) await worker.run();
   await runHooks(huey.shutdownHooks, huey, 'shutdown');
+  if (orphaned) await huey.storage.dropLeases([setup.workerId]).catch(() => {});
   await huey.close();
 }
 
@@ -76,7 +111,8 @@ main().then(
       parentPort!.postMessage(failure);
       setImmediate(() => process.exit(1));
     } else {
-      process.send?.(failure, () => process.exit(1));
+      if (process.connected && process.send) process.send(failure, undefined, {}, () => process.exit(1));
+      else process.exit(1);
     }
   },
 );

@@ -52,6 +52,15 @@ const MAX_BATCH = 100;
  */
 const YIELD_AFTER_MS = 1;
 
+/**
+ * Messages claimed ahead wait for a free slot about one prefetch window;
+ * once they have waited this many windows (and at least GIVE_BACK_MIN_MS) a
+ * run is taking far longer than the recent ones did, and they go back on
+ * the queue for an idle worker to take.
+ */
+const GIVE_BACK_WINDOWS = 10;
+const GIVE_BACK_MIN_MS = 100;
+
 /** How much each run's duration moves the running average that sizes batches. */
 const AVERAGE_WEIGHT = 0.2;
 
@@ -99,6 +108,10 @@ export class Worker {
   private readonly onStart?: (message: Message) => void;
   private readonly onFinish?: (message: Message) => void;
   private stopping = false;
+  /** The next batch, claimed while this one runs. */
+  private ahead?: Promise<Batch | null>;
+  /** How long messages claimed ahead may wait for a slot before they are given back, in ms. */
+  private readonly giveBackAfterMs: number;
   /** Final storage steps of runs, sent and not yet confirmed. */
   private unsettled: Array<Promise<void>> = [];
   private wake?: () => void;
@@ -123,6 +136,7 @@ export class Worker {
     this.maxDelay = options.maxDelay ?? 10;
     this.blockingTimeoutMs = (options.blockingTimeout ?? 1) * 1000;
     this.prefetchWindowMs = (options.prefetchWindow ?? 0.01) * 1000;
+    this.giveBackAfterMs = Math.max(GIVE_BACK_MIN_MS, GIVE_BACK_WINDOWS * this.prefetchWindowMs);
     this.concurrency = options.concurrency ?? 1;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError('concurrency must be a whole number of at least 1');
     this.reporter = new Reporter(huey, id, this.concurrency);
@@ -149,7 +163,6 @@ export class Worker {
     let delay = this.delay;
     let errorDelay = this.delay;
     let holdsStaleClaims = false;
-    let next: Promise<Batch | null> | undefined;
     this.reporter.start();
     while (!this.stopping) {
       let worked = false;
@@ -160,16 +173,19 @@ export class Worker {
           if (requeued > 0) this.logger.warn(`the storage is back: ${requeued} claimed task(s) whose outcome was not stored go back on the queue`);
           holdsStaleClaims = false;
         }
-        await this.freeSlot();
+        if (!(await this.freeSlot(this.ahead ? this.giveBackAfterMs : undefined))) {
+          await this.giveBack([]);
+          await this.freeSlot();
+        }
         this.throwFailure();
-        if (this.reporter.paused && !next) {
+        if (this.reporter.paused && !this.ahead) {
           // Paused: start nothing new (runs going finish), and look again shortly.
           await this.settle();
           await this.sleep(PAUSED_CHECK_SECONDS);
           continue;
         }
-        let batch = next ? await next : null;
-        next = undefined;
+        let batch = this.ahead ? await this.ahead : null;
+        this.ahead = undefined;
         if (!batch && !this.stopping) {
           // About to wait for work: with nothing running, first confirm everything run so far.
           if (this.running === 0) await this.settle();
@@ -184,7 +200,7 @@ export class Worker {
         }
         if (batch) {
           worked = true;
-          if (batch.runs.length > 1 && !this.stopping) next = quiet(this.fetch(0));
+          if (batch.runs.length > 1 && !this.stopping) this.ahead = quiet(this.fetch(0));
           await this.startBatch(batch);
         }
         errorDelay = this.delay;
@@ -192,7 +208,7 @@ export class Worker {
         this.logger.error(`storage error, retrying in ${errorDelay.toFixed(1)}s: ${errorText(error)}`);
         failed = true;
         holdsStaleClaims = true;
-        next = undefined;
+        this.ahead = undefined;
         // Runs still going hold claims too: they finish before anything is put back.
         await this.allRunsEnded();
         this.failure = undefined;
@@ -214,7 +230,8 @@ export class Worker {
     if (holdsStaleClaims || this.failure) return; // the consumer puts them back once the storage answers
     try {
       // Messages claimed ahead that never started go back on the queue, once every started run is acked.
-      const ahead = next ? await next : null;
+      const ahead = this.ahead ? await this.ahead : null;
+      this.ahead = undefined;
       await this.settle();
       if (ahead || this.leftUnstarted) await this.huey.storage.requeue(this.id);
     } catch (error) {
@@ -299,7 +316,11 @@ export class Worker {
     const staleAfter = Math.max(2 * this.prefetchWindowMs, 1);
     let turned = performance.now();
     for (let i = 0; i < batch.runs.length; i++) {
-      if (this.running >= this.concurrency) await this.freeSlot();
+      if (this.running >= this.concurrency && !(await this.freeSlot(this.giveBackAfterMs))) {
+        // A run is taking far longer than the recent ones: the rest go back for idle workers.
+        await this.giveBack(batch.runs.slice(i).map((run) => run.claim));
+        break;
+      }
       if (performance.now() - turned > YIELD_AFTER_MS) {
         await nextTurn();
         turned = performance.now();
@@ -332,20 +353,52 @@ export class Worker {
     this.runEnded?.();
   }
 
-  /** Wait until a slot is free (or the worker is stopping). */
-  private async freeSlot(): Promise<void> {
-    while (this.running >= this.concurrency && !this.stopping) await this.nextRunEnd();
+  /**
+   * Wait until a slot is free (or the worker is stopping). With a time
+   * limit, false when it passed first.
+   */
+  private async freeSlot(timeoutMs?: number): Promise<boolean> {
+    if (timeoutMs === undefined) {
+      while (this.running >= this.concurrency && !this.stopping) await this.nextRunEnd();
+      return true;
+    }
+    const deadline = performance.now() + timeoutMs;
+    while (this.running >= this.concurrency && !this.stopping) {
+      const left = deadline - performance.now();
+      if (left <= 0 || !(await this.nextRunEnd(left))) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Give back messages claimed and not started, with the next batch if one
+   * was claimed ahead, to the front of the queue: the runs in hand are taking
+   * longer than the batch was sized for, and another worker may be idle.
+   */
+  private async giveBack(claims: Claim[]): Promise<void> {
+    const ahead = this.ahead ? await this.ahead : null;
+    this.ahead = undefined;
+    if (ahead) claims.push(...ahead.runs.map((run) => run.claim));
+    if (claims.length === 0) return;
+    const released = await this.huey.storage.release(claims);
+    this.logger.info(`gave back ${released} task(s) claimed ahead: a run is taking longer than expected`);
   }
 
   private async allRunsEnded(): Promise<void> {
     while (this.running > 0) await this.nextRunEnd();
   }
 
-  private nextRunEnd(): Promise<void> {
+  /** Resolves true when a run ends, or false once `timeoutMs` (if given) passed first. */
+  private nextRunEnd(timeoutMs?: number): Promise<boolean> {
     return new Promise((resolve) => {
-      this.runEnded = () => {
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
         this.runEnded = undefined;
-        resolve();
+        resolve(false);
+      }, timeoutMs);
+      this.runEnded = () => {
+        clearTimeout(timer);
+        this.runEnded = undefined;
+        resolve(true);
       };
     });
   }
@@ -388,6 +441,8 @@ export class Worker {
     this.logger.info(`executing ${message.name} ${message.id}`);
     const started = performance.now();
     this.reporter.started(message);
+    // From here a death of this consumer counts as a failed run of this message, not as a claim to put back.
+    this.huey.storage.markStarted(claim);
     this.onStart?.(message);
     let outcome: Outcome;
     try {

@@ -1,8 +1,10 @@
-import type { Claim, DeadLetter, Storage } from './storage.js';
+import type { Adoption, Claim, DeadLetter, Storage } from './storage.js';
 
 interface Queued {
   data: string;
   priority: number;
+  /** Set while claimed, once a worker has begun running it. */
+  started?: boolean;
 }
 
 /**
@@ -27,6 +29,8 @@ export class MemoryStorage implements Storage {
   private eventLog: string[] = [];
   private expiries = new Map<string, number>();
   private watchers = new Map<string, Set<() => void>>();
+  /** Times each message was put back unstarted from a consumer that died. */
+  private stalls = new Map<string, number>();
 
   async connect(): Promise<void> {}
 
@@ -85,10 +89,32 @@ export class MemoryStorage implements Storage {
     });
   }
 
+  private findClaim(claim: Claim): number {
+    return this.claims.get(claim.workerId)?.findIndex((item) => item.data === claim.data) ?? -1;
+  }
+
+  markStarted(claim: Claim): void {
+    const i = this.findClaim(claim);
+    if (i >= 0) this.claims.get(claim.workerId)![i]!.started = true;
+  }
+
   async ack(claim: Claim): Promise<void> {
-    const claims = this.claims.get(claim.workerId);
-    const i = claims?.findIndex((item) => item.data === claim.data) ?? -1;
-    if (i >= 0) claims!.splice(i, 1);
+    const i = this.findClaim(claim);
+    if (i >= 0) this.claims.get(claim.workerId)!.splice(i, 1);
+    this.stalls.delete(claim.data);
+  }
+
+  async release(claims: readonly Claim[]): Promise<number> {
+    let moved = 0;
+    // Last first, so that the first given ends up at the very front.
+    for (const claim of [...claims].reverse()) {
+      const i = this.findClaim(claim);
+      if (i < 0) continue;
+      const [item] = this.claims.get(claim.workerId)!.splice(i, 1);
+      this.insert({ data: item!.data, priority: item!.priority }, true);
+      moved++;
+    }
+    return moved;
   }
 
   async deadLetter(claim: Claim, reason: string): Promise<void> {
@@ -115,7 +141,7 @@ export class MemoryStorage implements Storage {
     const claims = this.claims.get(workerId) ?? [];
     this.claims.delete(workerId);
     // Newest claim first so the oldest ends up at the very front.
-    for (const item of [...claims].reverse()) this.insert(item, true);
+    for (const item of [...claims].reverse()) this.insert({ data: item.data, priority: item.priority }, true);
     return claims.length;
   }
 
@@ -132,14 +158,35 @@ export class MemoryStorage implements Storage {
     return [...this.leases].filter(([, deadline]) => deadline < now).map(([id]) => id);
   }
 
-  async adoptClaims(ownerId: string, adopterId: string): Promise<number> {
+  async adoptClaims(ownerId: string, adopterId: string, maxStalls: number): Promise<Adoption | null> {
     const deadline = this.leases.get(ownerId);
-    if (deadline === undefined || deadline >= Date.now()) return -1;
-    const moved = this.claims.get(ownerId) ?? [];
+    if (deadline === undefined || deadline >= Date.now()) return null;
+    const claims = this.claims.get(ownerId) ?? [];
     this.claims.delete(ownerId);
-    this.claims.set(adopterId, [...(this.claims.get(adopterId) ?? []), ...moved]);
     this.leases.delete(ownerId);
-    return moved.length;
+    const adopted = this.claims.get(adopterId) ?? [];
+    this.claims.set(adopterId, adopted);
+    let started = 0;
+    let requeued = 0;
+    const stalled: Claim[] = [];
+    // Newest first, each to the front, so the oldest ends up at the very front.
+    for (const item of [...claims].reverse()) {
+      if (item.started) {
+        adopted.push(item);
+        started++;
+        continue;
+      }
+      const stalls = (this.stalls.get(item.data) ?? 0) + 1;
+      this.stalls.set(item.data, stalls);
+      if (stalls > maxStalls) {
+        adopted.push(item);
+        stalled.push({ data: item.data, workerId: adopterId });
+      } else {
+        this.insert({ data: item.data, priority: item.priority }, true);
+        requeued++;
+      }
+    }
+    return { started, requeued, stalled };
   }
 
   async claimed(workerId: string): Promise<Claim[]> {
@@ -323,5 +370,6 @@ export class MemoryStorage implements Storage {
     this.data.clear();
     this.dead = [];
     this.leases.clear();
+    this.stalls.clear();
   }
 }

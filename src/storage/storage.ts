@@ -44,10 +44,25 @@ export interface Storage {
    * return a single message. Each stays claimed until its `ack`.
    */
   dequeueMany(workerId: string, count: number, timeoutMs?: number): Promise<Claim[]>;
+  /**
+   * Note that a worker has begun running `claim`, so that if its consumer
+   * dies the adopter knows this claim ran (and counts it as a failed run)
+   * while the others, claimed ahead, go back on the queue untouched. Nothing
+   * to await: the storage sends the mark when it suits, at the latest with
+   * the claim's own ack or result, or within one turn of the event loop, so
+   * a task that finishes at once costs no extra command.
+   */
+  markStarted(claim: Claim): void;
   /** Forget a claimed message: it was executed, or was re-enqueued under a new form. */
   ack(claim: Claim): Promise<void>;
   /** Put every message claimed by `workerId` back at the front of the queue. Returns how many. */
   requeue(workerId: string): Promise<number>;
+  /**
+   * Put these claims of one worker, claimed ahead and never started, back at
+   * the front of the queue in the order given (the first runs next), for
+   * another worker to take. Claims no longer held are skipped. Returns how many moved.
+   */
+  release(claims: readonly Claim[]): Promise<number>;
   /** Messages claimed by `workerId` and not yet acked, newest first; each can be acked or dead-lettered. */
   claimed(workerId: string): Promise<Claim[]>;
   /**
@@ -79,12 +94,18 @@ export interface Storage {
   /** Owners whose lease has run out: their consumer stopped renewing it. */
   expiredLeases(): Promise<string[]>;
   /**
-   * Move every claim of `ownerId`, whose lease ran out, into the claims of
-   * `adopterId`, and drop the lease, in one step: of several consumers trying
-   * at once, one gets them. Returns how many moved, or -1 when the lease is
-   * no longer expired (renewed, or adopted by another).
+   * Take over the claims of `ownerId`, whose lease ran out, and drop the
+   * lease, in one step: of several consumers trying at once, one gets them.
+   * Claims whose run had started (`markStarted`) move into the claims of
+   * `adopterId`, still marked started, for it to settle as failed runs.
+   * Claims that never started go back to the front of the queue untouched,
+   * each counting one stall; one put back more than `maxStalls` times moves
+   * to the adopter instead, listed in `stalled`, to be failed for good: a
+   * message that kills every consumer before its start is even recorded
+   * must not go round for ever. Returns null when the lease is no longer
+   * expired (renewed, or adopted by another).
    */
-  adoptClaims(ownerId: string, adopterId: string): Promise<number>;
+  adoptClaims(ownerId: string, adopterId: string, maxStalls: number): Promise<Adoption | null>;
 
   // ---- schedule: messages that wait for a time ----
 
@@ -170,6 +191,16 @@ export interface Claim {
   readonly workerId: string;
   /** The storage's own handle on the claim, when it differs from `data`; pass claims back unchanged. */
   readonly receipt?: string;
+}
+
+/** What `adoptClaims` did with an expired owner's claims. */
+export interface Adoption {
+  /** Claims whose run had started: now the adopter's, to settle as failed runs. */
+  readonly started: number;
+  /** Claims that never started, back at the front of the queue. */
+  readonly requeued: number;
+  /** Claims put back unstarted too often: now the adopter's, to fail for good. */
+  readonly stalled: Claim[];
 }
 
 /** A message set aside because it could not be run. */

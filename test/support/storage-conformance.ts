@@ -160,28 +160,104 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.ok(Date.now() - started >= 150, 'a blocking dequeue waits for its timeout');
     });
 
-    it('hands the claims of an owner whose lease ran out to one adopter', async () => {
-      await storage.enqueueMany([{ data: 'a' }, { data: 'b' }, { data: 'c' }]);
-      await storage.renewLeases(['dead-consumer', 'dead-worker', 'live-worker'], 1);
-      await storage.dequeue('dead-worker');
-      await storage.dequeue('dead-worker');
-      await storage.dequeue('live-worker');
-      await storage.renewLeases(['live-worker', 'adopter-1', 'adopter-2'], 60_000);
+    /** Give short leases to `owners` and wait until they have run out. */
+    async function expire(owners: string[]): Promise<void> {
+      await storage.renewLeases(owners, 1);
       const deadline = Date.now() + 2000;
-      while ((await storage.expiredLeases()).length < 2) assert.ok(Date.now() < deadline, 'the short leases run out');
+      while ((await storage.expiredLeases()).filter((id) => owners.includes(id)).length < owners.length) {
+        assert.ok(Date.now() < deadline, 'the short leases run out');
+      }
+    }
+
+    /** One turn of the event loop, then a round trip: marks a storage sends late have reached it. */
+    async function marksSent(): Promise<void> {
+      await new Promise((resolve) => setImmediate(resolve));
+      await storage.queueSize();
+    }
+
+    it('hands the started claims of an owner whose lease ran out to one adopter, and puts the others back in front', async () => {
+      await storage.enqueueMany([{ data: 'a' }, { data: 'b' }, { data: 'c' }, { data: 'd' }, { data: 'e' }]);
+      await storage.renewLeases(['dead-consumer', 'dead-worker', 'live-worker'], 1);
+      const [a, b, c] = await storage.dequeueMany('dead-worker', 3);
+      await storage.dequeue('live-worker');
+      storage.markStarted(a!);
+      storage.markStarted(c!);
+      await marksSent();
+      await storage.renewLeases(['live-worker', 'adopter-1', 'adopter-2'], 60_000);
+      await expire(['dead-consumer', 'dead-worker']);
       assert.deepEqual((await storage.expiredLeases()).sort(), ['dead-consumer', 'dead-worker']);
       // Two adopters race; one gets the claims, the other is told the lease is gone.
-      const moved = await Promise.all([storage.adoptClaims('dead-worker', 'adopter-1'), storage.adoptClaims('dead-worker', 'adopter-2')]);
-      assert.deepEqual([...moved].sort(), [-1, 2]);
-      const winner = moved[0] === 2 ? 'adopter-1' : 'adopter-2';
-      assert.deepEqual((await storage.claimed(winner)).map((c) => c.data), ['b', 'a']);
+      const adoptions = await Promise.all([storage.adoptClaims('dead-worker', 'adopter-1', 5), storage.adoptClaims('dead-worker', 'adopter-2', 5)]);
+      const won = adoptions.find((adoption) => adoption !== null);
+      assert.equal(adoptions.filter((adoption) => adoption === null).length, 1);
+      assert.deepEqual(won, { started: 2, requeued: 1, stalled: [] });
+      const winner = adoptions[0] ? 'adopter-1' : 'adopter-2';
+      assert.deepEqual((await storage.claimed(winner)).map((claim) => claim.data).sort(), ['a', 'c']);
       assert.deepEqual(await storage.claimed('dead-worker'), []);
-      assert.equal(await storage.adoptClaims('live-worker', 'adopter-1'), -1, 'a live lease is not adopted');
-      assert.equal(await storage.adoptClaims('dead-consumer', 'adopter-1'), 0);
+      // The unstarted one is next in line, ahead of what was never claimed.
+      assert.deepEqual(await storage.enqueuedItems(), ['b', 'e']);
+      assert.equal(b?.data, 'b');
+      assert.equal(await storage.adoptClaims('live-worker', 'adopter-1', 5), null, 'a live lease is not adopted');
+      assert.deepEqual(await storage.adoptClaims('dead-consumer', 'adopter-1', 5), { started: 0, requeued: 0, stalled: [] });
       assert.deepEqual(await storage.expiredLeases(), []);
       for (const claim of await storage.claimed(winner)) await storage.ack(claim);
       await storage.dropLeases(['live-worker', 'adopter-1', 'adopter-2']);
       assert.deepEqual(await storage.expiredLeases(), []);
+    });
+
+    it('keeps an adopted claim marked started, should its adopter die in turn', async () => {
+      await storage.enqueue('a');
+      const claim = await storage.dequeue('first');
+      storage.markStarted(claim!);
+      await marksSent();
+      await expire(['first']);
+      assert.equal((await storage.adoptClaims('first', 'second', 5))?.started, 1);
+      await expire(['second']);
+      assert.deepEqual(await storage.adoptClaims('second', 'third', 5), { started: 1, requeued: 0, stalled: [] });
+      assert.deepEqual((await storage.claimed('third')).map((c) => c.data), ['a']);
+    });
+
+    it('records a start that rides on the next ack of the same worker', async () => {
+      await storage.enqueueMany([{ data: 'a' }, { data: 'b' }]);
+      const [a, b] = await storage.dequeueMany('w1', 2);
+      storage.markStarted(a!);
+      storage.markStarted(b!);
+      await storage.ack(a!); // sent before any turn of the event loop: it carries b's mark
+      await expire(['w1']);
+      assert.deepEqual(await storage.adoptClaims('w1', 'adopter', 5), { started: 1, requeued: 0, stalled: [] });
+      assert.deepEqual((await storage.claimed('adopter')).map((c) => c.data), ['b']);
+    });
+
+    it('fails a message put back unstarted more than the stall limit', async () => {
+      await storage.enqueue('poison');
+      for (let round = 1; round <= 3; round++) {
+        const claim = await storage.dequeue(`consumer-${round}`);
+        assert.equal(claim?.data, 'poison');
+        await expire([`consumer-${round}`]);
+        const adoption = await storage.adoptClaims(`consumer-${round}`, 'adopter', 2);
+        if (round <= 2) {
+          assert.deepEqual(adoption, { started: 0, requeued: 1, stalled: [] }, `round ${round}`);
+        } else {
+          assert.equal(adoption?.requeued, 0);
+          assert.deepEqual(adoption?.stalled.map((c) => c.data), ['poison']);
+        }
+      }
+      assert.equal(await storage.queueSize(), 0);
+      const [held] = await storage.claimed('adopter');
+      assert.equal(held?.data, 'poison');
+      await storage.ack(held!);
+      assert.deepEqual(await storage.claimed('adopter'), []);
+    });
+
+    it('gives back claims taken ahead, in front and in order, leaving the others claimed', async () => {
+      await storage.enqueueMany([{ data: 'a' }, { data: 'b' }, { data: 'c' }, { data: 'd' }]);
+      const [a, b, c] = await storage.dequeueMany('w1', 3);
+      assert.equal(await storage.release([b!, c!]), 2);
+      assert.deepEqual(await storage.enqueuedItems(), ['b', 'c', 'd']);
+      assert.deepEqual((await storage.claimed('w1')).map((claim) => claim.data), ['a']);
+      assert.equal(await storage.release([b!]), 0, 'a claim no longer held is skipped');
+      await storage.ack(a!);
+      assert.deepEqual(await storage.claimed('w1'), []);
     });
 
     it('dead-letters a claim with its reason', async () => {

@@ -56,13 +56,35 @@ export class PriorityRedisStorage extends RedisStorage {
 
   override async requeue(workerId: string): Promise<number> {
     return this.guard(async () => {
-      return Number(await scripts.priorityRequeue.run(await this.ready(), [this.keys.claimed(workerId), this.keys.priorityQueue]));
+      this.takeMarks(workerId);
+      const keys = [this.keys.claimed(workerId), this.keys.priorityQueue, this.keys.started(workerId)];
+      return Number(await scripts.priorityRequeue.run(await this.ready(), keys));
     });
+  }
+
+  override async release(claims: readonly Claim[]): Promise<number> {
+    const moved = await super.release(claims);
+    // Idle workers wait on the wake-up list, not on the sorted set.
+    // A few tokens wake every waiting worker, as priority-enqueue-3.lua keeps them.
+    if (moved > 0) await this.send((client) => client.multi().lPush(this.keys.wake, '1').lTrim(this.keys.wake, 0, 63).exec());
+    return moved;
+  }
+
+  protected override get queueMode(): 'zset' {
+    return 'zset';
+  }
+
+  protected override get queueKey(): string {
+    return this.keys.priorityQueue;
+  }
+
+  protected override claimOf(receipt: string, workerId: string): Claim {
+    return { data: afterBars(receipt, 2), workerId, receipt };
   }
 
   override async claimed(workerId: string): Promise<Claim[]> {
     return this.guard(async () => {
-      return (await super.claimed(workerId)).map(({ data: receipt }) => ({ data: afterBars(receipt, 2), workerId, receipt }));
+      return (await super.claimed(workerId)).map(({ data: receipt }) => this.claimOf(receipt, workerId));
     });
   }
 

@@ -1,6 +1,6 @@
 import { createClient, type RedisClientOptions, type RedisClientType } from 'redis';
 import { ConfigurationError, HueyError, StorageError } from '../../errors.js';
-import type { Claim, DeadLetter, Storage } from '../storage.js';
+import type { Adoption, Claim, DeadLetter, Storage } from '../storage.js';
 import { scripts } from './lua-script.js';
 
 export interface RedisStorageOptions {
@@ -33,6 +33,8 @@ export class RedisKeys {
   readonly priorityQueue: string;
   readonly prioritySequence: string;
   readonly wake: string;
+  /** How many times each message was put back unstarted from a dead consumer: sha1 of its receipt → count. */
+  readonly stalls: string;
   private readonly prefix: string;
 
   constructor(name: string) {
@@ -51,6 +53,7 @@ export class RedisKeys {
     this.priorityQueue = `${this.prefix}.pqueue`;
     this.prioritySequence = `${this.prefix}.pqueue.seq`;
     this.wake = `${this.prefix}.pqueue.wake`;
+    this.stalls = `${this.prefix}.stalls`;
   }
 
   /** A result with a time to live, in a key of its own. */
@@ -62,6 +65,11 @@ export class RedisKeys {
     return `${this.prefix}.claimed.${workerId}`;
   }
 
+  /** The receipts of a worker's claims whose runs have started. */
+  started(workerId: string): string {
+    return `${this.prefix}.started.${workerId}`;
+  }
+
   /** A pattern matching every result kept in a key of its own. */
   get resultPattern(): string {
     return `${this.prefix}.result.*`;
@@ -70,6 +78,11 @@ export class RedisKeys {
   /** A pattern matching every claimed list of this instance. */
   get claimedPattern(): string {
     return `${this.prefix}.claimed.*`;
+  }
+
+  /** A pattern matching every started set of this instance. */
+  get startedPattern(): string {
+    return `${this.prefix}.started.*`;
   }
 }
 
@@ -100,6 +113,16 @@ export class RedisStorage implements Storage {
   private subscribing?: Promise<void>;
   private resultWatchers = new Map<string, Set<() => void>>();
   private everReady = false;
+  /**
+   * The sockets do not keep the process alive, so a producer that is done
+   * exits by itself; this handle does, while any command or connection
+   * attempt is in flight (`inFlight` > 0), so none is cut off.
+   */
+  private keepAlive?: NodeJS.Timeout;
+  private inFlight = 0;
+  /** Receipts of runs started and not yet recorded, by worker id: they ride on that worker's next ack or result. */
+  private startedMarks = new Map<string, string[]>();
+  private marksFlush?: NodeJS.Immediate;
 
   constructor(
     readonly name: string,
@@ -124,6 +147,18 @@ export class RedisStorage implements Storage {
     } as RedisClientOptions) as RedisClientType;
     this.client.on('error', (error: Error) => this.options.onError?.(error));
     this.client.on('ready', () => (this.everReady = true));
+    // node-redis keeps this across reconnects: every socket it opens is unref'd.
+    this.client.unref();
+  }
+
+  /** Keep the process alive until the matching `commandEnded`: a command or connection is under way. */
+  private commandStarted(): void {
+    // Also when a close() cleared the handle while commands from before it were still going.
+    if (this.inFlight++ === 0 || !this.keepAlive) (this.keepAlive ??= setInterval(() => {}, 2 ** 31 - 1)).ref();
+  }
+
+  private commandEnded(): void {
+    if (--this.inFlight === 0) this.keepAlive?.unref();
   }
 
   /**
@@ -137,13 +172,17 @@ export class RedisStorage implements Storage {
   }
 
   connect(): Promise<void> {
-    this.connecting ??= this.client.connect().then(
-      () => undefined,
-      (error: Error) => {
-        this.connecting = undefined;
-        throw new StorageError(`cannot connect to Redis at ${this.url}: ${error.message}`);
-      },
-    );
+    if (!this.connecting) {
+      this.commandStarted();
+      this.connecting = this.client.connect().then(
+        () => this.commandEnded(),
+        (error: Error) => {
+          this.commandEnded();
+          this.connecting = undefined;
+          throw new StorageError(`cannot connect to Redis at ${this.url}: ${error.message}`);
+        },
+      );
+    }
     return this.connecting;
   }
 
@@ -154,6 +193,8 @@ export class RedisStorage implements Storage {
     this.subscriber = undefined;
     this.subscribing = undefined;
     await Promise.all(clients.map((c) => (c.isOpen ? c.close() : undefined)));
+    clearInterval(this.keepAlive);
+    this.keepAlive = undefined;
   }
 
   protected async ready(): Promise<RedisClientType> {
@@ -171,10 +212,13 @@ export class RedisStorage implements Storage {
    * StorageError naming this Redis.
    */
   protected async guard<T>(operation: () => Promise<T>): Promise<T> {
+    this.commandStarted();
     try {
       return await operation();
     } catch (error) {
       throw this.storageError(error);
+    } finally {
+      this.commandEnded();
     }
   }
 
@@ -183,15 +227,23 @@ export class RedisStorage implements Storage {
    * with fewer async steps (and less garbage) when the client is ready.
    */
   protected send<T>(operation: (client: RedisClientType) => Promise<T>): Promise<T> {
+    this.commandStarted();
     let sent: Promise<T>;
     try {
       sent = this.client.isReady ? operation(this.client) : this.ready().then(operation);
     } catch (error) {
       sent = Promise.reject(error);
     }
-    return sent.catch((error: unknown) => {
-      throw this.storageError(error);
-    });
+    return sent.then(
+      (value) => {
+        this.commandEnded();
+        return value;
+      },
+      (error: unknown) => {
+        this.commandEnded();
+        throw this.storageError(error);
+      },
+    );
   }
 
   private storageError(error: unknown): Error {
@@ -209,6 +261,7 @@ export class RedisStorage implements Storage {
       await this.ready();
       client = this.client.duplicate() as RedisClientType;
       client.on('error', (error: Error) => this.options.onError?.(error));
+      client.unref(); // held by `guard` while it waits, like every command
       this.blockingClients.set(workerId, client);
       await client.connect();
     }
@@ -244,8 +297,59 @@ export class RedisStorage implements Storage {
     return claim ? [claim] : [];
   }
 
+  /** Whether the queue is the priority sorted set, as the scripts that put claims back need to know. */
+  protected get queueMode(): 'list' | 'zset' {
+    return 'list';
+  }
+
+  /** The key the scripts that put claims back write to. */
+  protected get queueKey(): string {
+    return this.keys.queue;
+  }
+
+  markStarted(claim: Claim): void {
+    const receipt = claim.receipt ?? claim.data;
+    const marks = this.startedMarks.get(claim.workerId);
+    if (marks) marks.push(receipt);
+    else this.startedMarks.set(claim.workerId, [receipt]);
+    this.marksFlush ??= setImmediate(() => this.flushMarks());
+  }
+
+  /** The worker's marks not yet sent, less the claim being settled, which needs none. */
+  protected takeMarks(workerId: string, settled?: string): string[] {
+    const marks = this.startedMarks.get(workerId);
+    if (!marks) return [];
+    this.startedMarks.delete(workerId);
+    return settled === undefined ? marks : marks.filter((receipt) => receipt !== settled);
+  }
+
+  /**
+   * Send the marks of runs still going after a turn of the event loop. Best
+   * effort: a mark lost to a Redis outage only makes a run count as
+   * unstarted, so it is put back rather than failed if its consumer dies.
+   */
+  private flushMarks(): void {
+    this.marksFlush = undefined;
+    if (!this.client.isReady) return void this.startedMarks.clear();
+    for (const workerId of [...this.startedMarks.keys()]) {
+      const marks = this.takeMarks(workerId);
+      this.client.sAdd(this.keys.started(workerId), marks).catch(() => {});
+    }
+  }
+
   async ack(claim: Claim): Promise<void> {
-    await this.send((client) => client.lRem(this.keys.claimed(claim.workerId), -1, claim.receipt ?? claim.data));
+    const receipt = claim.receipt ?? claim.data;
+    const keys = [this.keys.claimed(claim.workerId), this.keys.started(claim.workerId), this.keys.stalls];
+    const args = [receipt, ...this.takeMarks(claim.workerId, receipt)];
+    await this.send((client) => scripts.ack.run(client, keys, args));
+  }
+
+  async release(claims: readonly Claim[]): Promise<number> {
+    if (claims.length === 0) return 0;
+    const workerId = claims[0]!.workerId;
+    const keys = [this.keys.claimed(workerId), this.queueKey];
+    const args = [this.queueMode, ...claims.map((claim) => claim.receipt ?? claim.data)];
+    return Number(await this.send((client) => scripts.release.run(client, keys, args)));
   }
 
   async deadLetter(claim: Claim, reason: string): Promise<void> {
@@ -255,6 +359,7 @@ export class RedisStorage implements Storage {
       await (await this.ready())
         .multi()
         .lRem(this.keys.claimed(claim.workerId), -1, claim.receipt ?? claim.data)
+        .sRem(this.keys.started(claim.workerId), claim.receipt ?? claim.data)
         .lPush(this.keys.dead, entry)
         .exec();
     });
@@ -277,7 +382,8 @@ export class RedisStorage implements Storage {
 
   async requeue(workerId: string): Promise<number> {
     return this.guard(async () => {
-      return Number(await scripts.requeue.run(await this.ready(), [this.keys.claimed(workerId), this.keys.queue]));
+      this.startedMarks.delete(workerId);
+      return Number(await scripts.requeue.run(await this.ready(), [this.keys.claimed(workerId), this.keys.queue, this.keys.started(workerId)]));
     });
   }
 
@@ -301,11 +407,20 @@ export class RedisStorage implements Storage {
     });
   }
 
-  async adoptClaims(ownerId: string, adopterId: string): Promise<number> {
+  async adoptClaims(ownerId: string, adopterId: string, maxStalls: number): Promise<Adoption | null> {
     return this.guard(async () => {
-      const keys = [this.keys.claimed(ownerId), this.keys.claimed(adopterId), this.keys.leases];
-      return Number(await scripts.adoptClaims.run(await this.ready(), keys, [ownerId]));
+      const k = this.keys;
+      const keys = [k.claimed(ownerId), k.claimed(adopterId), k.leases, k.started(ownerId), k.started(adopterId), this.queueKey, k.stalls];
+      const reply = (await scripts.adoptClaims.run(await this.ready(), keys, [ownerId, maxStalls, this.queueMode])) as number | Array<number | string>;
+      if (!Array.isArray(reply)) return null;
+      const [startedCount, requeued, ...stalled] = reply;
+      return { started: Number(startedCount), requeued: Number(requeued), stalled: stalled.map((receipt) => this.claimOf(String(receipt), adopterId)) };
     });
+  }
+
+  /** The claim a receipt in a claimed list stands for. */
+  protected claimOf(receipt: string, workerId: string): Claim {
+    return { data: receipt, workerId };
   }
 
   async claimed(workerId: string): Promise<Claim[]> {
@@ -387,9 +502,12 @@ export class RedisStorage implements Storage {
   }
 
   async putResult(id: string, value: string, ttlMs = 0, ack?: Claim): Promise<void> {
+    // Without an ack, the claim keys are not touched: any key of this instance fills their places.
     const claimed = ack ? this.keys.claimed(ack.workerId) : this.keys.queue;
-    const keys = [this.keys.data, this.keys.result(id), this.keys.resultsChannel, claimed];
-    const args = [id, value, Math.ceil(ttlMs), ack ? (ack.receipt ?? ack.data) : ''];
+    const started = ack ? this.keys.started(ack.workerId) : this.keys.queue;
+    const keys = [this.keys.data, this.keys.result(id), this.keys.resultsChannel, claimed, started, this.keys.stalls];
+    const receipt = ack ? (ack.receipt ?? ack.data) : '';
+    const args = [id, value, Math.ceil(ttlMs), receipt, ...(ack ? this.takeMarks(ack.workerId, receipt) : [])];
     await this.send((client) => scripts.putResult.run(client, keys, args));
   }
 
@@ -412,6 +530,8 @@ export class RedisStorage implements Storage {
       await this.ready();
       const subscriber = this.client.duplicate() as RedisClientType;
       subscriber.on('error', (error: Error) => this.options.onError?.(error));
+      // A waiting get() keeps the process alive with its own recheck timer; an idle subscription must not.
+      subscriber.unref();
       this.subscriber = subscriber;
       await subscriber.connect();
       await subscriber.subscribe(this.keys.resultsChannel, (id: string) => {
@@ -540,7 +660,8 @@ export class RedisStorage implements Storage {
       const client = await this.ready();
       const { queue, schedule, data, dead, leases, workers, events, priorityQueue, prioritySequence, wake } = this.keys;
       const keys = [queue, schedule, data, dead, leases, workers, events, priorityQueue, prioritySequence, wake];
-      for (const pattern of [this.keys.claimedPattern, this.keys.resultPattern]) {
+      keys.push(this.keys.stalls);
+      for (const pattern of [this.keys.claimedPattern, this.keys.startedPattern, this.keys.resultPattern]) {
         for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 100 })) keys.push(...batch);
       }
       await client.del(keys);

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { StorageError } from '../../errors.js';
-import type { Claim, DeadLetter, Storage } from '../storage.js';
+import type { Adoption, Claim, DeadLetter, Storage } from '../storage.js';
 
 export interface SqliteStorageOptions {
   /** The database file, shared by the producer, the consumer and its workers. @defaultValue `huey-<name>.db` */
@@ -20,7 +20,9 @@ const SCHEMA = (t: string) => `
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     data TEXT NOT NULL,
     priority INTEGER NOT NULL DEFAULT 0,
-    owner TEXT
+    owner TEXT,
+    started INTEGER NOT NULL DEFAULT 0,
+    stalls INTEGER NOT NULL DEFAULT 0
   );
   CREATE INDEX IF NOT EXISTS "${t}_queue_next" ON "${t}_queue" (owner, priority DESC, id);
   CREATE TABLE IF NOT EXISTS "${t}_schedule" (
@@ -72,6 +74,9 @@ export class SqliteStorage implements Storage {
   private db?: Database.Database;
   private statements = new Map<string, Database.Statement>();
   private readonly table: string;
+  /** Row ids of runs started and not yet recorded: written together after a turn of the event loop, unless acked first. */
+  private startedMarks = new Set<number>();
+  private marksFlush?: NodeJS.Immediate;
 
   constructor(
     readonly name: string,
@@ -93,6 +98,7 @@ export class SqliteStorage implements Storage {
       db.pragma(`busy_timeout = ${this.options.busyTimeout ?? 5000}`);
       db.pragma('synchronous = NORMAL');
       db.exec(SCHEMA(this.table));
+      this.addMissingColumns(db);
       this.db = db;
       return db;
     } catch (error) {
@@ -100,7 +106,16 @@ export class SqliteStorage implements Storage {
     }
   }
 
+  /** A file made by an earlier version lacks the queue's later columns. */
+  private addMissingColumns(db: Database.Database): void {
+    const columns = new Set((db.prepare(`PRAGMA table_info("${this.table}_queue")`).all() as Row[]).map((row) => String(row.name)));
+    for (const column of ['started', 'stalls']) {
+      if (!columns.has(column)) db.exec(`ALTER TABLE "${this.table}_queue" ADD COLUMN ${column} INTEGER NOT NULL DEFAULT 0`);
+    }
+  }
+
   async close(): Promise<void> {
+    this.flushMarks();
     this.statements.clear();
     this.db?.close();
     this.db = undefined;
@@ -147,8 +162,39 @@ export class SqliteStorage implements Storage {
     return rows.map((row) => ({ data: String(row.data), workerId, receipt: String(row.id) }));
   }
 
+  markStarted(claim: Claim): void {
+    this.startedMarks.add(Number(claim.receipt));
+    this.marksFlush ??= setImmediate(() => this.flushMarks());
+  }
+
+  /** Record the runs still going: best effort, as a lost mark only makes a run count as unstarted. */
+  private flushMarks(): void {
+    if (this.marksFlush) clearImmediate(this.marksFlush);
+    this.marksFlush = undefined;
+    if (this.startedMarks.size === 0 || !this.db) return this.startedMarks.clear();
+    const ids = [...this.startedMarks];
+    this.startedMarks.clear();
+    try {
+      const mark = this.sql('UPDATE "$t_queue" SET started = 1 WHERE id = ? AND owner IS NOT NULL');
+      this.atomically(() => {
+        for (const id of ids) mark.run(id);
+      });
+    } catch {
+      // The database is busy or gone: these runs count as unstarted.
+    }
+  }
+
   async ack(claim: Claim): Promise<void> {
+    this.startedMarks.delete(Number(claim.receipt));
     this.sql('DELETE FROM "$t_queue" WHERE id = ? AND owner = ?').run(Number(claim.receipt), claim.workerId);
+    // Other runs started meanwhile are recorded now, as they are on Redis with an ack.
+    if (this.startedMarks.size > 0) this.flushMarks();
+  }
+
+  async release(claims: readonly Claim[]): Promise<number> {
+    // A row keeps its place in line: clearing its owner puts it back there.
+    const release = this.sql('UPDATE "$t_queue" SET owner = NULL, started = 0 WHERE id = ? AND owner = ?');
+    return this.atomically(() => claims.reduce((moved, claim) => moved + release.run(Number(claim.receipt), claim.workerId).changes, 0));
   }
 
   async deadLetter(claim: Claim, reason: string): Promise<void> {
@@ -173,7 +219,7 @@ export class SqliteStorage implements Storage {
   }
 
   async requeue(workerId: string): Promise<number> {
-    return this.sql('UPDATE "$t_queue" SET owner = NULL WHERE owner = ?').run(workerId).changes;
+    return this.sql('UPDATE "$t_queue" SET owner = NULL, started = 0 WHERE owner = ?').run(workerId).changes;
   }
 
   async claimed(workerId: string): Promise<Claim[]> {
@@ -214,11 +260,16 @@ export class SqliteStorage implements Storage {
     return rows.map((row) => String(row.owner));
   }
 
-  async adoptClaims(ownerId: string, adopterId: string): Promise<number> {
+  async adoptClaims(ownerId: string, adopterId: string, maxStalls: number): Promise<Adoption | null> {
     return this.atomically(() => {
       const gone = this.sql('DELETE FROM "$t_leases" WHERE owner = ? AND deadline < ?').run(ownerId, Date.now()).changes;
-      if (gone === 0) return -1;
-      return this.sql('UPDATE "$t_queue" SET owner = ? WHERE owner = ?').run(adopterId, ownerId).changes;
+      if (gone === 0) return null;
+      const started = this.sql('UPDATE "$t_queue" SET owner = ? WHERE owner = ? AND started = 1').run(adopterId, ownerId).changes;
+      // Unstarted rows count a stall; those over the limit go to the adopter, the rest back in line at their old place.
+      const stalledRows = this.sql('UPDATE "$t_queue" SET stalls = stalls + 1, owner = ? WHERE owner = ? AND stalls >= ? RETURNING id, data').all(adopterId, ownerId, maxStalls) as Row[];
+      const requeued = this.sql('UPDATE "$t_queue" SET stalls = stalls + 1, owner = NULL WHERE owner = ?').run(ownerId).changes;
+      const stalled = stalledRows.map((row) => ({ data: String(row.data), workerId: adopterId, receipt: String(row.id) }));
+      return { started, requeued, stalled };
     });
   }
 
@@ -264,8 +315,12 @@ export class SqliteStorage implements Storage {
   async putResult(id: string, value: string, ttlMs?: number, ack?: Claim): Promise<void> {
     this.atomically(() => {
       this.sql('INSERT OR REPLACE INTO "$t_data" (key, value, expires_at) VALUES (?, ?, ?)').run(id, value, ttlMs ? Date.now() + ttlMs : null);
-      if (ack) this.sql('DELETE FROM "$t_queue" WHERE id = ? AND owner = ?').run(Number(ack.receipt), ack.workerId);
+      if (ack) {
+        this.startedMarks.delete(Number(ack.receipt));
+        this.sql('DELETE FROM "$t_queue" WHERE id = ? AND owner = ?').run(Number(ack.receipt), ack.workerId);
+      }
     });
+    if (this.startedMarks.size > 0) this.flushMarks();
   }
 
   async watchResult(): Promise<null> {

@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { Consumer } from '../src/consumer/consumer.js';
+import { TaskError, type Result } from '../src/index.js';
+import { killAll, startConsumer, type Spawned } from './support/processes.js';
+import { startRedis, type TestRedis } from './support/redis-server.js';
+
+// What a crash costs, against the real consumer: a consumer or a worker
+// killed mid-drain fails only the runs it had started, and everything else
+// it held goes back untouched and runs.
+
+let redis: TestRedis;
+let fixture: typeof import('./fixtures/crashes.js');
+
+before(async () => {
+  redis = await startRedis();
+  process.env.REDIS_URL = redis.url;
+  fixture = await import('./fixtures/crashes.js');
+});
+beforeEach(async () => {
+  await fixture.huey.storage.flushAll();
+});
+after(async () => {
+  await killAll();
+  await fixture.huey.close();
+  await redis.close();
+});
+
+async function consumer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Spawned> {
+  const started = startConsumer(['test/fixtures/crashes.huey', ...args], { REDIS_URL: redis.url, ...env });
+  await started.waitFor(/consumer running with/);
+  return started;
+}
+
+async function stop(running: Spawned): Promise<void> {
+  running.child.kill('SIGTERM');
+  assert.equal(await running.exited(), 0, running.output);
+}
+
+/** Poll `condition` until it holds, failing after `timeoutMs`. */
+async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
+    await sleep(20);
+  }
+}
+
+/** Each result's value, or the name of the remote error it failed with. */
+async function outcomes<T>(results: Array<Result<T>>, timeout = 30): Promise<Array<T | string>> {
+  const settled: Array<T | string> = [];
+  for (const result of results) {
+    try {
+      settled.push(await result.get({ blocking: true, timeout }));
+    } catch (error) {
+      if (!(error instanceof TaskError)) throw error;
+      settled.push(error.remote.name);
+    }
+  }
+  return settled;
+}
+
+/** Pids of the live children of `pid`, read from /proc. */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) children.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return children;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('crash suite', () => {
+  it('fails only the runs a SIGKILLed consumer had started; what it claimed ahead runs elsewhere', async () => {
+    const first = await consumer(['-w', '8', '--lease', '1']);
+    const total = 3000;
+    const results = Array.from({ length: total }, (_, i) => fixture.quick(i));
+    await Promise.all(results.map((r) => r.enqueued));
+    // Mid-drain: batches of fast tasks are claimed well ahead of the 8 runs going.
+    await until('a few hundred have run', async () => (await fixture.huey.pendingCount()) < total - 300);
+    first.child.kill('SIGKILL');
+    await first.exited();
+
+    const second = await consumer(['-w', '8', '--lease', '1']);
+    const settled = await outcomes(results);
+    const died = settled.filter((value) => value === 'WorkerDiedError').length;
+    assert.ok(died <= 8, `${died} tasks failed with WorkerDiedError; only the 8 running at the kill may`);
+    assert.deepEqual(
+      settled.filter((value) => value !== 'WorkerDiedError'),
+      Array.from({ length: total }, (_, i) => i).filter((i) => settled[i] !== 'WorkerDiedError'),
+      'every other task ran and returned its value',
+    );
+    const [, requeued] = (await second.waitFor(/the lease of \S+ ran out: of the tasks it held, \d+ had started and fail as runs, (\d+) had not/))!;
+    assert.ok(Number(requeued) > 0, 'the killed consumer held tasks claimed ahead, which went back on the queue');
+    await stop(second);
+  });
+
+  it('fails a task that kills every consumer running it, after its stalls, and runs its neighbours', async () => {
+    const poison = fixture.killsConsumer();
+    const neighbour = fixture.quick(7);
+    await Promise.all([poison.enqueued, neighbour.enqueued]);
+    const args = ['test/fixtures/crashes.huey', '-w', '1', '--lease', '1', '--max-stalls', '1'];
+    // Each death counts as a failed run when the start got recorded, or as a
+    // stall when the process died first: at most 1 + max stalls deaths.
+    let deaths = 0;
+    let settled: Array<unknown> | undefined;
+    const outcome = outcomes([poison], 60);
+    while (!settled) {
+      assert.ok(deaths <= 2, `${deaths} consumers died on it`);
+      const running = startConsumer(args, { REDIS_URL: redis.url });
+      const next = await Promise.race([running.exited().then(() => 'died' as const), outcome]);
+      if (next === 'died') {
+        deaths++;
+      } else {
+        settled = next;
+        await stop(running);
+      }
+    }
+    assert.ok(deaths >= 1, 'it killed a consumer');
+    assert.deepEqual(settled, ['WorkerDiedError']);
+    const last = await consumer(['-w', '1']);
+    assert.equal(await neighbour.get({ blocking: true, timeout: 20 }), 7);
+    await stop(last);
+  });
+
+  it('fails for good, without running it, a message taken back unstarted from dead consumers more than maxStalls times', async () => {
+    const { huey } = fixture;
+    const stuck = fixture.quick(1);
+    await stuck.enqueued;
+    const adopter = new Consumer(huey, { maxStalls: 1 });
+    // Two consumers in turn claim it and die before its start is recorded: the first time it goes back, the second it fails.
+    for (let round = 1; round <= 2; round++) {
+      const owner = `dead-${round}.w1`;
+      await huey.storage.renewLeases([owner], 1);
+      const claim = await huey.storage.dequeue(owner);
+      assert.equal(claim?.data.includes(stuck.id), true, `round ${round} claims it`);
+      await until('the lease has run out', async () => (await huey.storage.expiredLeases()).includes(owner));
+      assert.equal(await adopter.adoptOrphans(), round <= 1 ? 0 : 1, `round ${round}`);
+    }
+    await assert.rejects(stuck.get({ blocking: true, timeout: 5 }), (error: unknown) => {
+      assert.ok(error instanceof TaskError, String(error));
+      assert.equal(error.remote.name, 'WorkerDiedError');
+      assert.match(error.remote.message, /max stalls/);
+      return true;
+    });
+    assert.equal(await huey.pendingCount(), 0);
+  });
+
+  it('lets process workers whose consumer was SIGKILLed finish their runs and give back the rest, without crashing', async () => {
+    const first = await consumer(['-w', '2', '-k', 'process', '--lease', '2']);
+    const slow = [fixture.slow(1500), fixture.slow(1500)];
+    await Promise.all(slow.map((r) => r.enqueued));
+    await first.waitFor(/executing slow [\s\S]*executing slow/);
+    const rest = Array.from({ length: 20 }, (_, i) => fixture.quick(i));
+    await Promise.all(rest.map((r) => r.enqueued));
+    const workers = childrenOf(first.child.pid!);
+    assert.equal(workers.length, 2, 'two worker processes');
+    first.child.kill('SIGKILL');
+    await first.exited();
+    await until('the orphaned workers have exited', () => workers.every((pid) => !alive(pid)));
+    assert.deepEqual(await outcomes(slow, 5), [1500, 1500], 'the orphans finished their runs');
+    assert.doesNotMatch(first.output, /ERR_IPC_CHANNEL_CLOSED|EPIPE|Unhandled|uncaught/i);
+
+    const second = await consumer(['-w', '2']);
+    assert.deepEqual(await outcomes(rest), Array.from({ length: 20 }, (_, i) => i));
+    assert.doesNotMatch(second.output, /ran out/, 'the orphans kept their leases and dropped them: nothing to adopt');
+    await stop(second);
+  });
+
+  it('gives back tasks claimed ahead of a run that never ends, so idle workers run them', async () => {
+    const before = Array.from({ length: 300 }, (_, i) => fixture.instant(i));
+    const stuck = fixture.hang();
+    const behind = Array.from({ length: 300 }, (_, i) => fixture.instant(1000 + i));
+    await Promise.all([...before, stuck, ...behind].map((r) => r.enqueued));
+    const running = await consumer(['-w', '2', '-k', 'process', '-g', '1']);
+    // The stuck task sleeps 60 s: without the give-back, whatever was claimed with it waits that long.
+    assert.deepEqual(await outcomes(behind, 20), Array.from({ length: 300 }, (_, i) => 1000 + i));
+    assert.deepEqual(await outcomes(before, 20), Array.from({ length: 300 }, (_, i) => i));
+    await stop(running);
+  });
+
+  it('replaces a process worker as soon as it dies, and backs off while a new one dies at start', async () => {
+    const flag = join(tmpdir(), `huey-crash-at-start-${process.pid}`);
+    rmSync(flag, { force: true });
+    // Health checks every 120 s: any replacement seen here came from the exit itself.
+    const running = await consumer(['-w', '1', '-k', 'process', '-c', '120'], { CRASH_AT_START: flag });
+    const killer = fixture.exitsWorker();
+    const next = Array.from({ length: 5 }, (_, i) => fixture.quick(i));
+    await Promise.all([killer, ...next].map((r) => r.enqueued));
+    assert.deepEqual(await outcomes([killer]), ['WorkerDiedError']);
+    assert.deepEqual(await outcomes(next, 20), [0, 1, 2, 3, 4]);
+    await running.waitFor(/worker \S+ was replaced/);
+
+    // Now replacements fail at start: they are retried after 1 s, 2 s, ... until one starts.
+    writeFileSync(flag, '');
+    const again = fixture.exitsWorker();
+    await running.waitFor(/could not start \S+: .*fails at start.*; trying again in 2s/);
+    rmSync(flag);
+    assert.deepEqual(await outcomes([again]), ['WorkerDiedError']);
+    assert.equal(await fixture.quick(42).get({ blocking: true, timeout: 20 }), 42);
+    await stop(running);
+  });
+});
