@@ -1,10 +1,10 @@
-// One BullMQ worker process for the bench's scenario 4 (concurrency 1, like one huey-ts process worker).
+// One BullMQ worker process for the bench's scenario 4, at the concurrency its users run (50).
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 
 const worker = new Worker('bench', async (job) => ({ ok: job.data.n }), {
   connection: new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: null }),
-  concurrency: 1,
+  concurrency: 50,
 });
 await worker.waitUntilReady();
 console.log('ready');

@@ -111,7 +111,7 @@ describe('huey-consumer with tasks claimed ahead', () => {
     await assert.rejects(slow.get({ blocking: true, timeout: 10 }), /WorkerDiedError/);
     assert.equal(await batch.at(2).get({ blocking: true, timeout: 10 }), 4);
     assert.equal(await batch.at(3).get({ blocking: true, timeout: 10 }), 6);
-    assert.match(consumer.output, /2 task\(s\) it had claimed ahead go back on the queue/);
+    assert.match(consumer.output, /2 task\(s\) it had claimed and not started go back on the queue/);
     consumer.child.kill('SIGTERM');
     assert.equal(await consumer.exited(), 0, consumer.output);
   });

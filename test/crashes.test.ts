@@ -121,12 +121,14 @@ describe('crash suite', () => {
     const args = ['test/fixtures/crashes.huey', '-w', '1', '--lease', '1', '--max-stalls', '1'];
     // Each death counts as a failed run when the start got recorded, or as a
     // stall when the process died first: at most 1 + max stalls deaths.
+    const spawnedAll: Spawned[] = [];
     let deaths = 0;
     let settled: Array<unknown> | undefined;
     const outcome = outcomes([poison], 60);
     while (!settled) {
       assert.ok(deaths <= 2, `${deaths} consumers died on it`);
       const running = startConsumer(args, { REDIS_URL: redis.url });
+      spawnedAll.push(running);
       const next = await Promise.race([running.exited().then(() => 'died' as const), outcome]);
       if (next === 'died') {
         deaths++;
@@ -138,7 +140,7 @@ describe('crash suite', () => {
     assert.ok(deaths >= 1, 'it killed a consumer');
     assert.deepEqual(settled, ['WorkerDiedError']);
     const last = await consumer(['-w', '1']);
-    assert.equal(await neighbour.get({ blocking: true, timeout: 20 }), 7);
+    try { assert.equal(await neighbour.get({ blocking: true, timeout: 20 }), 7); } catch (e) { console.log('DEBUG', neighbour.id, spawnedAll.map((c) => c.output).join('\n=======\n'), last.output); throw e; }
     await stop(last);
   });
 
@@ -218,5 +220,19 @@ describe('crash suite', () => {
     assert.deepEqual(await outcomes([again]), ['WorkerDiedError']);
     assert.equal(await fixture.quick(42).get({ blocking: true, timeout: 20 }), 42);
     await stop(running);
+  });
+  it('runs several tasks at once in each process worker with --concurrency', async () => {
+    const running = await consumer(['-w', '1', '-k', 'process', '--concurrency', '4']);
+    assert.match(running.output, /workers: 1 process, 4 tasks at once each/);
+    // Four runs that each wait for all four to have started: they pass only if they run together.
+    const runs = Array.from({ length: 4 }, () => fixture.barrier('barrier-1', 4));
+    assert.deepEqual(await outcomes(runs), [true, true, true, true]);
+    await stop(running);
+  });
+
+  it('refuses --concurrency for async workers, naming the flag to use', async () => {
+    const refused = startConsumer(['test/fixtures/crashes.huey', '-w', '2', '--concurrency', '4'], { REDIS_URL: redis.url });
+    assert.equal(await refused.exited(), 1);
+    assert.match(refused.output, /--concurrency is for thread and process workers; async workers run --workers tasks at once/);
   });
 });

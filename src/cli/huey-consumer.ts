@@ -9,7 +9,6 @@ import { Consumer } from '../consumer/consumer.js';
 import { loadHuey, locateHuey, ModuleLoadError } from '../consumer/load-module.js';
 import { ConsoleLog, type LogLevel } from '../consumer/log.js';
 import { WORKER_TYPES, type WorkerType } from '../consumer/pool.js';
-import { startDashboard } from '../dashboard/server.js';
 import { HueyError } from '../errors.js';
 
 const argv = yargs(hideBin(process.argv))
@@ -21,6 +20,7 @@ const argv = yargs(hideBin(process.argv))
   .options({
     workers: { alias: 'w', type: 'number', default: 1, describe: 'Number of workers' },
     'worker-type': { alias: 'k', choices: WORKER_TYPES, default: 'async' as WorkerType, describe: 'async: loops on one event loop (I/O-bound tasks); thread: worker_threads; process: child processes' },
+    concurrency: { alias: 'j', type: 'number', default: 1, describe: 'Tasks each thread or process worker runs at once (async workers: use --workers)' },
     delay: { alias: 'd', type: 'number', default: 0.1, describe: 'Initial polling delay in seconds (storages without blocking dequeue)' },
     backoff: { alias: 'b', type: 'number', default: 1.15, describe: 'Multiply the polling delay by this after each empty poll' },
     'max-delay': { alias: 'm', type: 'number', default: 10, describe: 'Longest polling delay in seconds' },
@@ -44,6 +44,8 @@ const argv = yargs(hideBin(process.argv))
   })
   .check((args) => {
     if (!Number.isInteger(args.workers) || args.workers < 1) throw new Error('--workers must be a whole number of at least 1');
+    if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new Error('--concurrency must be a whole number of at least 1');
+    if (args.concurrency > 1 && args['worker-type'] === 'async') throw new Error('--concurrency is for thread and process workers; async workers run --workers tasks at once');
     if (!(args['scheduler-interval'] > 0 && args['scheduler-interval'] <= 60)) throw new Error('--scheduler-interval must be between 0 and 60');
     if (!(args['prefetch-window'] >= 0)) throw new Error('--prefetch-window must be 0 or more seconds');
     if (!(args.lease >= 1)) throw new Error('--lease must be at least 1 second');
@@ -68,6 +70,7 @@ async function main(): Promise<number> {
     module: spec,
     workers: argv.workers,
     workerType: argv['worker-type'],
+    concurrency: argv.concurrency,
     delay: argv.delay,
     backoff: argv.backoff,
     maxDelay: argv['max-delay'],
@@ -85,6 +88,8 @@ async function main(): Promise<number> {
     workerLog: (lineLevel, message, workerId) => log.write(lineLevel, message, workerId),
   });
   if (argv.dashboard === undefined) return consumer.run();
+  // Loaded only when asked for: the dashboard and its metrics library cost every start otherwise.
+  const { startDashboard } = await import('../dashboard/server.js');
   const dashboard = await startDashboard(huey, { port: argv.dashboard, host: argv['dashboard-host'], token: argv['dashboard-token'] });
   log.info(`dashboard at ${dashboard.url}`);
   try {

@@ -2,6 +2,8 @@ import { hostname } from 'node:os';
 import { DateTime } from 'luxon';
 import { ConfigurationError, WorkerDiedError } from '../errors.js';
 import type { Huey } from '../huey.js';
+import type { Message } from '../message.js';
+import type { Claim } from '../storage/storage.js';
 import { IsolatedPool } from './isolated-pool.js';
 import type { LogLevel } from './log.js';
 import { AsyncPool, WORKER_TYPES, type WorkerPool, type WorkerType } from './pool.js';
@@ -12,6 +14,12 @@ export interface ConsumerOptions {
   workers?: number;
   /** Where workers run: `async` loops on this event loop, `thread`s or `process`es. @defaultValue 'async' */
   workerType?: WorkerType;
+  /**
+   * Tasks each thread or process worker runs at once on its own event loop:
+   * for tasks that wait (I/O) as well as compute. Async workers take their
+   * concurrency from `workers`. @defaultValue 1
+   */
+  concurrency?: number;
   /** Seconds between polls at first, for storages that cannot block. @defaultValue 0.1 */
   delay?: number;
   /** Each empty poll multiplies the wait by this. @defaultValue 1.15 */
@@ -67,6 +75,9 @@ export interface ConsumerOptions {
   now?: () => number;
 }
 
+/** Most messages whose stalls in dead workers are remembered at once. */
+const MAX_STALL_RECORDS = 10_000;
+
 /**
  * Runs a Huey: a Scheduler and N workers. The consumer talks only to the
  * Huey and its Storage interface; where a task runs is the pool's business.
@@ -75,10 +86,14 @@ export class Consumer {
   readonly id: string;
   readonly workerType: WorkerType;
   readonly workerCount: number;
+  /** Tasks each thread or process worker runs at once. */
+  readonly concurrency: number;
   readonly scheduler: Scheduler;
   readonly pool: WorkerPool;
   private readonly options: ConsumerOptions;
   private timers: Array<() => void> = [];
+  /** How often each message was held unstarted by a thread or process worker that died (by its data). */
+  private stalls = new Map<string, number>();
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopped?: Promise<void>;
   private onStopped!: () => void;
@@ -96,6 +111,11 @@ export class Consumer {
       throw new ConfigurationError(`worker type must be one of ${WORKER_TYPES.join(', ')}, not "${this.workerType}"`);
     }
     if (!Number.isInteger(this.workerCount) || this.workerCount < 1) throw new ConfigurationError('workers must be a whole number of at least 1');
+    this.concurrency = options.concurrency ?? 1;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new ConfigurationError('concurrency must be a whole number of at least 1');
+    if (this.workerType === 'async' && this.concurrency > 1) {
+      throw new ConfigurationError('concurrency is for thread and process workers; async workers run as many tasks at once as `workers` says');
+    }
     if (this.workerType !== 'async' && !options.module) {
       throw new ConfigurationError(`${this.workerType} workers import the Huey module themselves: give its MODULE.EXPORT as the module option`);
     }
@@ -112,12 +132,12 @@ export class Consumer {
             {
               spec: options.module!,
               cwd: options.cwd ?? process.cwd(),
-              options: workerOptions,
+              options: { ...workerOptions, concurrency: this.concurrency },
               logLevel: options.logLevel ?? 'info',
               leaseMs: (options.lease ?? 30) * 1000,
             },
             options.workerLog ?? ((level, message, workerId) => huey.logger[level](`${workerId}: ${message}`)),
-            (workerId, cause, runningTaskId) => this.settleDeadWorker(workerId, cause, runningTaskId),
+            (workerId, running, causeOf) => this.settleDeadWorker(workerId, running, causeOf),
           );
     this.scheduler = new Scheduler(huey, { interval: options.schedulerInterval, periodic: options.periodic, now: options.now });
   }
@@ -182,7 +202,7 @@ export class Consumer {
       adopted += started + adoption.stalled.length;
     }
     if (adopted === 0) return 0;
-    return this.failClaims(this.id, new WorkerDiedError('the consumer running this task stopped renewing its lease (it died or lost its storage)'), undefined, {
+    return this.failClaims(this.id, new WorkerDiedError('the consumer running this task stopped renewing its lease (it died or lost its storage)'), {
       stalled,
       stalledCause: new WorkerDiedError(
         `taken back unstarted from consumers that died more than ${maxStalls} times (max stalls): it may be what kills them, so it fails without running again`,
@@ -267,52 +287,77 @@ export class Consumer {
   }
 
   /**
-   * Settle the claims of a worker that died, or was stopped for a timeout,
-   * as failed runs: each is retried if it has retries left, or fails for
-   * good. A task that keeps killing its worker thus ends failed, not in a loop.
-   * Given the id of the task the worker was running, only that one fails:
-   * the worker's other claims (claimed ahead in its batch) never started, and
-   * go back on the queue.
+   * Settle claims adopted from a consumer that died, all of which had
+   * started (or stalled too often), as failed runs: each is retried if it has
+   * retries left, or fails for good. A task that keeps killing its consumer
+   * thus ends failed, not in a loop. Returns how many were settled.
    */
-  async failClaims(workerId: string, cause: Error, runningTaskId?: string, stalls?: { stalled: ReadonlySet<string>; stalledCause: Error }): Promise<number> {
-    const claimed = await this.huey.storage.claimed(workerId);
+  private async failClaims(workerId: string, cause: Error, stalls: { stalled: ReadonlySet<string>; stalledCause: Error }): Promise<number> {
     let failed = 0;
-    for (const claim of claimed) {
-      let message;
-      try {
-        message = this.huey.deserializeMessage(claim.data);
-      } catch (error) {
-        await this.huey.storage.deadLetter(claim, `corrupt payload: ${error instanceof Error ? error.message : String(error)}`);
-        continue;
-      }
-      if (runningTaskId !== undefined && message.id !== runningTaskId) continue;
+    for (const claim of await this.huey.storage.claimed(workerId)) {
+      const message = await this.readClaim(claim);
+      if (!message) continue;
       // A stalled message never ran as far as anyone knows: its retries do not apply.
-      const stalled = stalls?.stalled.has(claim.receipt ?? claim.data);
-      const error = stalled ? stalls!.stalledCause : cause;
-      const outcome = await this.huey.fail(stalled ? { ...message, retries: 0 } : message, error);
-      this.huey.logger.error(`${workerId}: ${message.name} ${message.id} ${outcome.status === 'retrying' ? 'will be retried' : 'failed'}: ${error.name}: ${error.message}`);
-      await this.huey.storage.ack(claim);
+      const stalled = stalls.stalled.has(claim.receipt ?? claim.data);
+      await this.failRun(workerId, claim, stalled ? { ...message, retries: 0 } : message, stalled ? stalls.stalledCause : cause);
       failed++;
-    }
-    if (runningTaskId !== undefined) {
-      const requeued = await this.huey.storage.requeue(workerId);
-      if (requeued > 0) this.huey.logger.warn(`${workerId}: ${requeued} task(s) it had claimed ahead go back on the queue`);
     }
     return failed;
   }
 
-  /**
-   * Settle the claims of a thread or process worker that died: the task it
-   * had reported running fails as a run; what it had only claimed (ahead, or
-   * between two runs) goes back on the queue untouched.
-   */
-  private async settleDeadWorker(workerId: string, cause: Error, runningTaskId?: string): Promise<void> {
-    if (runningTaskId !== undefined) {
-      await this.failClaims(workerId, cause, runningTaskId);
-      return;
+  /** The message a claim holds, or null when it is corrupt (it is then dead-lettered). */
+  private async readClaim(claim: Claim): Promise<Message | null> {
+    try {
+      return this.huey.deserializeMessage(claim.data);
+    } catch (error) {
+      await this.huey.storage.deadLetter(claim, `corrupt payload: ${error instanceof Error ? error.message : String(error)}`);
+      return null;
     }
-    const requeued = await this.huey.storage.requeue(workerId);
+  }
+
+  /** Settle one claim as a failed run of `message`, and ack it. */
+  private async failRun(workerId: string, claim: Claim, message: Message, cause: Error): Promise<void> {
+    const outcome = await this.huey.fail(message, cause);
+    this.huey.logger.error(`${workerId}: ${message.name} ${message.id} ${outcome.status === 'retrying' ? 'will be retried' : 'failed'}: ${cause.name}: ${cause.message}`);
+    await this.huey.storage.ack(claim);
+  }
+
+  /**
+   * Settle the claims of a thread or process worker that died: the runs it
+   * had reported under way fail as runs (retried if they have retries left);
+   * the rest (claimed ahead, or started too recently to be reported) go back
+   * to the front of the queue untouched, each counting a stall, so that a
+   * task that kills its worker before its start is reported ends failed
+   * after `maxStalls` deaths instead of killing workers for ever.
+   */
+  async settleDeadWorker(workerId: string, running: readonly string[], causeOf: (taskId: string) => Error): Promise<void> {
+    const maxStalls = this.options.maxStalls ?? 5;
+    const putBack: Claim[] = [];
+    for (const claim of await this.huey.storage.claimed(workerId)) {
+      let message = await this.readClaim(claim);
+      if (!message) continue;
+      let cause: Error | undefined;
+      if (running.includes(message.id)) {
+        cause = causeOf(message.id);
+      } else if (this.countStall(claim.data) > maxStalls) {
+        cause = new WorkerDiedError(`its ${this.workerType} worker died ${maxStalls + 1} times before its start was reported (max stalls): it may be what kills them, so it fails without running again`);
+        message = { ...message, retries: 0 };
+      }
+      if (cause) await this.failRun(workerId, claim, message, cause);
+      else putBack.push(claim);
+    }
+    // claimed() lists the newest first; the oldest goes back to the very front.
+    const requeued = await this.huey.storage.release(putBack.reverse());
     if (requeued > 0) this.huey.logger.warn(`${workerId}: ${requeued} task(s) it had claimed and not started go back on the queue`);
+  }
+
+  /** Count one more death of a worker holding `data` unstarted; returns the count. */
+  private countStall(data: string): number {
+    // A bound on memory: counts are a guard against crash loops, not a record.
+    if (this.stalls.size > MAX_STALL_RECORDS) this.stalls.clear();
+    const count = (this.stalls.get(data) ?? 0) + 1;
+    this.stalls.set(data, count);
+    return count;
   }
 
   /**
@@ -359,7 +404,7 @@ export class Consumer {
     const lines = [
       `huey-ts consumer for "${this.huey.name}" (${this.id})`,
       `- storage: ${storage.kind}${storage.blocking ? ', blocking dequeue' : `, polling (delay ${o.delay ?? 0.1}s, backoff ${o.backoff ?? 1.15}, max ${o.maxDelay ?? 10}s)`}`,
-      `- workers: ${this.workerCount} ${this.workerType}; prefetch window: ${o.prefetchWindow ?? 0.01}s`,
+      `- workers: ${this.workerCount} ${this.workerType}${this.concurrency > 1 ? `, ${this.concurrency} tasks at once each` : ''}; prefetch window: ${o.prefetchWindow ?? 0.01}s`,
       `- periodic tasks: ${o.periodic ?? true ? 'on' : 'off'}; scheduler interval: ${o.schedulerInterval ?? 1}s`,
       `- health check: ${this.workerType === 'async' ? 'not needed for async workers' : (o.healthCheck ?? true) ? `every ${o.healthCheckInterval ?? 10}s` : 'off'}`,
       `- grace period: ${o.gracePeriod ?? 30}s; lease: ${this.leaseSeconds}s`,

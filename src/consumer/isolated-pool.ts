@@ -23,8 +23,14 @@ export interface WorkerSetup {
 /** Messages from a worker to the consumer. */
 export type WorkerReport =
   | { type: 'ready' }
-  | { type: 'started'; taskId: string; timeout: number | null }
-  | { type: 'finished' }
+  /**
+   * Runs under way. A run with a timeout is reported as it starts, for the
+   * consumer's clock; the others only once they outlast a turn of the
+   * worker's event loop, many in one message, so fast runs cost no IPC.
+   */
+  | { type: 'started'; runs: Array<{ taskId: string; timeout: number | null }> }
+  /** Reported runs that have ended. */
+  | { type: 'finished'; taskIds: string[] }
   | { type: 'log'; level: LogLevel; message: string }
   | { type: 'failed'; error: string };
 
@@ -78,12 +84,14 @@ interface Slot {
   child: Child;
   stopping: boolean;
   dead: boolean;
-  /** Set while a run with a timeout is in hand: fires when the consumer must stop it. */
-  deadline?: NodeJS.Timeout;
-  /** The error a run gets when its worker is gone: a TaskTimeout when it was stopped for its timeout. */
-  cause?: Error;
-  /** The id of the task being run, as last reported; the worker's other claims never started. */
-  running?: string;
+  /**
+   * The runs reported under way, by task id, each with the timer that fires
+   * when the consumer must stop it (for a run with a timeout). The worker's
+   * other claims had not started, as far as the consumer knows.
+   */
+  running: Map<string, NodeJS.Timeout | undefined>;
+  /** The run stopped for its timeout, and the error it fails with. */
+  timedOut?: { taskId: string; error: TaskTimeout };
   /** Set once a replacement is under way, so that the exit handler and the health check do not both start one. */
   replacing?: boolean;
 }
@@ -123,10 +131,10 @@ export class IsolatedPool implements WorkerPool {
     private readonly setup: Omit<WorkerSetup, 'workerId'>,
     private readonly log: (level: LogLevel, message: string, source: string) => void,
     /**
-     * Called when a worker dies unasked, with the error its task in hand
-     * should fail with, and that task's id when the worker had reported it.
+     * Called when a worker dies unasked, with the ids of the runs it had
+     * reported under way and the error each of them fails with.
      */
-    private readonly onDeath: (workerId: string, cause: Error, runningTaskId?: string) => Promise<void>,
+    private readonly onDeath: (workerId: string, running: readonly string[], causeOf: (taskId: string) => Error) => Promise<void>,
   ) {}
 
   async start(): Promise<void> {
@@ -136,7 +144,7 @@ export class IsolatedPool implements WorkerPool {
   private spawn(id: string): Promise<Slot> {
     const setup = { ...this.setup, workerId: id };
     const child = this.type === 'thread' ? startThread(setup) : startProcess(setup);
-    const slot: Slot = { id, child, stopping: false, dead: false };
+    const slot: Slot = { id, child, stopping: false, dead: false, running: new Map() };
     return new Promise((resolve, reject) => {
       child.onReport((report) => {
         switch (report.type) {
@@ -147,21 +155,29 @@ export class IsolatedPool implements WorkerPool {
           case 'failed':
             return reject(new Error(`${id}: ${report.error}`));
           case 'started':
-            slot.running = report.taskId;
-            if (report.timeout) slot.deadline = setTimeout(() => this.timeOut(slot, report.taskId, report.timeout!), report.timeout * 1000 + KILL_MARGIN_MS);
+            for (const { taskId, timeout } of report.runs) {
+              const deadline = timeout ? setTimeout(() => this.timeOut(slot, taskId, timeout), timeout * 1000 + KILL_MARGIN_MS) : undefined;
+              slot.running.set(taskId, deadline);
+            }
             return;
           case 'finished':
-            slot.running = undefined;
-            return clearTimeout(slot.deadline);
+            for (const taskId of report.taskIds) {
+              clearTimeout(slot.running.get(taskId));
+              slot.running.delete(taskId);
+            }
+            return;
         }
       });
       void child.exited.then(async (how) => {
         slot.dead = true;
-        clearTimeout(slot.deadline);
+        for (const deadline of slot.running.values()) clearTimeout(deadline);
         reject(new Error(`${id} ${how} before it was ready`));
         if (slot.stopping) return;
         this.huey.logger.error(`${this.type} worker ${id} ${how}`);
-        await this.onDeath(id, slot.cause ?? new WorkerDiedError(`the ${this.type} worker running this task ${how}`), slot.running).catch((error: unknown) =>
+        const died = new WorkerDiedError(`the ${this.type} worker running this task ${how}`);
+        const { timedOut } = slot;
+        const causeOf = (taskId: string) => (timedOut?.taskId === taskId ? timedOut.error : timedOut ? new WorkerDiedError(`its ${this.type} worker was terminated because task ${timedOut.taskId}, running beside it, ran past its timeout`) : died);
+        await this.onDeath(id, [...slot.running.keys()], causeOf).catch((error: unknown) =>
           this.huey.logger.error(`could not settle the tasks of ${id}: ${String(error)}`),
         );
         if (!this.stopping) await this.replace(slot);
@@ -172,7 +188,7 @@ export class IsolatedPool implements WorkerPool {
   /** A run outlived its timeout by the margin: its code is stuck, so the worker goes. */
   private timeOut(slot: Slot, taskId: string, timeout: number): void {
     this.huey.logger.warn(`${slot.id}: task ${taskId} ran past its timeout of ${timeout}s; terminating the worker`);
-    slot.cause = new TaskTimeout(`task ${taskId} ran past its timeout of ${timeout}s and its ${this.type} worker was terminated`);
+    slot.timedOut ??= { taskId, error: new TaskTimeout(`task ${taskId} ran past its timeout of ${timeout}s and its ${this.type} worker was terminated`) };
     slot.child.kill();
   }
 

@@ -7,6 +7,7 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { Huey } from '../huey.js';
 import type { Logger } from '../logger.js';
+import type { Message } from '../message.js';
 import type { WorkerCommand, WorkerReport, WorkerSetup } from './isolated-pool.js';
 import { loadHuey, locateHuey } from './load-module.js';
 import type { LogLevel } from './log.js';
@@ -41,6 +42,53 @@ function writeOrphanLine(level: LogLevel, message: string): void {
 function onCommand(listener: (command: WorkerCommand) => void): void {
   if (inThread) parentPort!.on('message', listener);
   else process.on('message', listener as (message: unknown) => void);
+}
+
+/**
+ * Tells the consumer which runs are under way, as cheaply as that can be
+ * exact enough. A run with a timeout is reported as it starts: the consumer
+ * keeps that clock, since a task blocking this event loop cannot time itself
+ * out. Any other run is reported only if it is still going after a turn of
+ * the event loop, with every other such run in one message, and its end only
+ * if its start was: a fast task costs no IPC at all. A worker that dies
+ * before a start was reported has that run put back unstarted, counted
+ * against the consumer's stall limit.
+ */
+class RunReports {
+  private unreported = new Set<string>();
+  private reported = new Set<string>();
+  private finished: string[] = [];
+  private flushing?: NodeJS.Immediate;
+
+  started(message: Message): void {
+    if (message.timeout) {
+      this.reported.add(message.id);
+      report({ type: 'started', runs: [{ taskId: message.id, timeout: message.timeout }] });
+      return;
+    }
+    this.unreported.add(message.id);
+    this.flushing ??= setImmediate(() => this.flush());
+  }
+
+  ended(message: Message): void {
+    if (this.unreported.delete(message.id) || !this.reported.delete(message.id)) return;
+    this.finished.push(message.id);
+    this.flushing ??= setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushing = undefined;
+    if (this.unreported.size > 0) {
+      const runs = [...this.unreported].map((taskId) => ({ taskId, timeout: null }));
+      for (const { taskId } of runs) this.reported.add(taskId);
+      this.unreported.clear();
+      report({ type: 'started', runs });
+    }
+    if (this.finished.length > 0) {
+      report({ type: 'finished', taskIds: this.finished });
+      this.finished = [];
+    }
+  }
 }
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -85,14 +133,13 @@ async function main(): Promise<void> {
   huey.logger = forwardingLogger(setup.logLevel);
   await huey.connect();
   await runHooks(huey.startupHooks, huey, 'startup');
+  const runs = new RunReports();
   // The consumer adds the worker id to each forwarded line itself.
   worker = new Worker(huey, setup.workerId, {
     ...setup.options,
     logger: huey.logger,
-    // The consumer keeps its own clock on each run's timeout: a task that
-    // blocks this thread's event loop cannot time itself out.
-    onStart: (message) => report({ type: 'started', taskId: message.id, timeout: message.timeout ?? null }),
-    onFinish: () => report({ type: 'finished' }),
+    onStart: (message) => runs.started(message),
+    onFinish: (message) => runs.ended(message),
   });
   huey.logger.info(`${inThread ? 'thread' : 'process'} worker started (pid ${process.pid})`);
   report({ type: 'ready' });

@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import type Database from 'better-sqlite3';
 import { StorageError } from '../../errors.js';
 import type { Adoption, Claim, DeadLetter, Storage } from '../storage.js';
 
@@ -60,6 +61,19 @@ const SCHEMA = (t: string) => `
 type Row = Record<string, unknown>;
 
 /**
+ * The native binding is loaded on first open, not on import: an app on Redis
+ * (and every worker process it starts) does not pay for loading it.
+ */
+let openDatabase: ((filename: string) => Database.Database) | undefined;
+function loadBinding(): (filename: string) => Database.Database {
+  if (!openDatabase) {
+    const Binding = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+    openDatabase = (filename) => new Binding(filename);
+  }
+  return openDatabase;
+}
+
+/**
  * An embedded storage in one SQLite file: no server to run. Safe across the
  * processes of one machine (WAL mode; every multi-step change is one
  * transaction, taken with an immediate write lock), with the same claim →
@@ -93,7 +107,7 @@ export class SqliteStorage implements Storage {
   private open(): Database.Database {
     if (this.db) return this.db;
     try {
-      const db = new Database(this.filename);
+      const db = loadBinding()(this.filename);
       db.pragma('journal_mode = WAL');
       db.pragma(`busy_timeout = ${this.options.busyTimeout ?? 5000}`);
       db.pragma('synchronous = NORMAL');
