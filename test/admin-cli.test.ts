@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createClient } from 'redis';
 import { after, before, describe, it } from 'node:test';
 import { Worker } from '../src/consumer/worker.js';
-import { ROOT } from './support/processes.js';
+import { killAll, ROOT, Spawned } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
 // End to end: the real `huey` admin command on examples/simple, against its own Redis.
@@ -19,6 +20,7 @@ before(async () => {
 });
 
 after(async () => {
+  await killAll();
   await huey.close();
   await redis.close();
 });
@@ -103,6 +105,59 @@ describe('huey admin command', () => {
     assert.match((await admin('info', 'examples/simple/main.huey')).stdout, /^PAUSED/m);
     assert.equal((await admin('resume', 'examples/simple/main.huey')).stdout.trim(), 'resumed');
     assert.equal(await huey.isPaused(), false);
+  });
+
+  it('lists a corrupt pending or scheduled item as corrupt, as text that cannot steer the terminal, and goes on', async () => {
+    const client = createClient({ url: redis.url });
+    await client.connect();
+    try {
+      // From an empty queue and schedule (the first test left a task scheduled).
+      await huey.storage.flushQueue();
+      await huey.storage.flushSchedule();
+      const task = example.add(3, 4);
+      await task.enqueued;
+      // Straight into Redis, as a script or another program might: not task messages.
+      await client.lPush('huey.{simple-example}.queue', 'garbage \u001b]0;owned\u0007\u001b[2J');
+      await client.zAdd('huey.{simple-example}.schedule', { score: Date.now() + 60_000, value: '{"not": "a message"}' });
+
+      const pending = await admin('pending', 'examples/simple/main.huey');
+      assert.equal(pending.code, 0, pending.stderr);
+      const lines = pending.stdout.trim().split('\n');
+      assert.equal(lines.length, 2);
+      assert.match(lines[0]!, new RegExp(`^${task.id}  add\\(3, 4\\)`));
+      assert.match(lines[1]!, /^\(corrupt: payload is not valid JSON: .*\)  garbage \\u001b\]0;owned\\u0007\\u001b\[2J$/);
+      assert.doesNotMatch(pending.stdout, /[\u0000-\u0008\u000b-\u001f\u007f]/, 'no control character reaches the terminal');
+
+      const listed = (await json('pending', 'examples/simple/main.huey')) as Array<{ id?: string; corrupt?: boolean; preview?: string }>;
+      assert.equal(listed[0]!.id, task.id);
+      assert.equal(listed[1]!.corrupt, true);
+      assert.equal(listed[1]!.preview, 'garbage \\u001b]0;owned\\u0007\\u001b[2J');
+
+      const scheduled = await admin('scheduled', 'examples/simple/main.huey');
+      assert.equal(scheduled.code, 0, scheduled.stderr);
+      assert.match(scheduled.stdout.trim(), /^\(corrupt: payload is not a (valid )?task message\b.*\) {2}\{"not": "a message"\}$/);
+      const info = await admin('info', 'examples/simple/main.huey');
+      assert.equal(info.code, 0, info.stderr);
+      assert.match(info.stdout, /^pending: 2\nscheduled: 1$/m);
+    } finally {
+      await huey.storage.flushQueue();
+      await huey.storage.flushSchedule();
+      await client.quit();
+    }
+  });
+
+  it('serves the dashboard without writing its token to the log', async () => {
+    const token = 'tok-8e1f3a7c';
+    const server = new Spawned(process.execPath, ['dist/cli/huey.js', 'dashboard', 'examples/simple/main.huey', '--port', '0', '--token', token], { REDIS_URL: redis.url });
+    const [, url] = (await server.waitFor(/dashboard for "simple-example" at (http:\/\/\S+) \(add \?token= with the --token given\)/)) as RegExpMatchArray;
+    assert.equal((await fetch(new URL(`/api/snapshot?token=${token}`, url))).status, 200);
+    // A refused action is logged with its address, where the token was.
+    const refused = await fetch(new URL(`/api/action?token=${token}`, url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action: 'run-periodic', target: 'add' }) });
+    assert.equal(refused.status, 400);
+    await server.waitFor(/dashboard: POST \/api\/action\?token=<redacted> failed: add is not a periodic task/);
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited(), 0, server.output);
+    assert.ok(!server.output.includes(token), `no log line has the token:\n${server.output}`);
   });
 
   it('names a module that will not load, and an unknown command, in one line', async () => {

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { createClient } from 'redis';
 import type { Snapshot } from '../src/dashboard/snapshot.js';
-import { killAll, runScript, startConsumer, type Spawned } from './support/processes.js';
+import { killAll, runScript, Spawned, startConsumer } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
 // The dashboard in real headless Chromium, served by a real consumer (--dashboard), on Redis;
@@ -154,8 +156,8 @@ describe('dashboard in Chromium', () => {
     assert.equal(await open.consumer.exited(), 0, open.consumer.output);
 
     const { consumer, url } = await consumerWithDashboard(['test/fixtures/faults.huey', '--dashboard-token', 's3cret'], { REDIS_URL: redis.url });
-    assert.match(url, /\?token=s3cret$/);
-    assert.equal((await fetch(new URL('/api/snapshot', url).href.replace(/\?.*/, ''))).status, 401);
+    assert.doesNotMatch(url, /token/, 'the logged address leaves the token out');
+    assert.equal((await fetch(new URL('/api/snapshot', url))).status, 401);
     assert.equal((await fetch(new URL('/api/snapshot?token=s3cret', url))).status, 200);
     const action = (contentType: string) =>
       fetch(new URL('/api/action?token=s3cret', url), { method: 'POST', headers: { 'content-type': contentType }, body: JSON.stringify({ action: 'pause' }) });
@@ -169,8 +171,85 @@ describe('dashboard in Chromium', () => {
     assert.equal((await action('application/json')).status, 200);
     assert.equal(await fixture.huey.isPaused(), true);
     await fixture.huey.resume();
+    // A refused action is logged with the request's address: the token's value is left out of it.
+    const refused = await fetch(new URL('/api/action?token=s3cret', url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action: 'run-periodic', target: 'double' }) });
+    assert.equal(refused.status, 400);
+    await consumer.waitFor(/dashboard: POST \/api\/action\?token=<redacted> failed: double is not a periodic task/);
     consumer.child.kill('SIGTERM');
     assert.equal(await consumer.exited(), 0, consumer.output);
+    assert.ok(!consumer.output.includes('s3cret'), `no log line has the token:\n${consumer.output}`);
+  });
+});
+
+describe('dashboard page safety', () => {
+  /** `huey dashboard` on the fixture's queue: a dashboard with no workers, so what waits stays put. */
+  async function dashboardProcess(): Promise<{ server: Spawned; url: string }> {
+    const server = new Spawned(process.execPath, ['dist/cli/huey.js', 'dashboard', 'test/fixtures/faults.huey', '--port', '0'], { REDIS_URL: redis.url });
+    const [, url] = (await server.waitFor(/dashboard for "fixture-faults" at (http:\/\/\S+)/)) as RegExpMatchArray;
+    return { server, url: url! };
+  }
+
+  it('shows its first snapshot at once, corrupt items as text, under its CSP, and is not framed by another site', async () => {
+    const client = createClient({ url: redis.url });
+    await client.connect();
+    // Straight into Redis: a waiting item that is not a task message, and tries to be markup.
+    const hostile = '</script><script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">';
+    await client.lPush('huey.{fixture-faults}.queue', hostile);
+    const { server, url } = await dashboardProcess();
+    const page = await browser.newPage();
+    const framing = await browser.newPage();
+    const other = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'text/html' });
+      response.end(`<!doctype html><iframe src="${url}" onload="window.frameLoaded = true"></iframe>`);
+    });
+    try {
+      // Every Content-Security-Policy violation the page sees, from the page itself and from the console.
+      const violations: string[] = [];
+      await page.addInitScript(() => document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`)));
+      page.on('console', (message) => /CSP violation|Content Security Policy/i.test(message.text()) && violations.push(message.text()));
+      page.on('pageerror', (error) => violations.push(`page error: ${error.message}`));
+
+      // No event stream at all: the page shows the snapshot it came with.
+      await page.route('**/events*', (route) => route.abort());
+      await page.goto(url);
+      await page.locator('#title', { hasText: 'fixture-faults (redis)' }).waitFor();
+      const corrupt = page.locator('[data-testid="pending-tasks"] [data-testid="corrupt"]');
+      await corrupt.waitFor();
+      assert.match((await corrupt.textContent()) ?? '', /^corrupt: payload is not valid JSON: .*<\/script><script>window\.pwned = 1<\/script><img src=x/);
+      assert.equal(await page.locator('main img, main script').count(), 0, 'the markup stayed text');
+      assert.equal(await page.evaluate(() => (window as { pwned?: number }).pwned), undefined);
+
+      // With the stream, it follows the queue live, its script and style allowed by their hashes.
+      await page.unroute('**/events*');
+      await page.reload();
+      const later = fixture.double.schedule({ args: [3], delay: 3600 });
+      await later.enqueued;
+      await page.locator('[data-testid="scheduled"] code', { hasText: later.id }).waitFor();
+      assert.equal((await page.request.get(new URL('/favicon.ico', url).href)).status(), 204);
+      assert.deepEqual(violations, []);
+
+      // Another site's page frames the dashboard: the browser refuses to show it there.
+      other.listen(0, '127.0.0.1');
+      await new Promise((resolve) => other.once('listening', resolve));
+      const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}/`;
+      const said: string[] = [];
+      framing.on('console', (message) => said.push(message.text()));
+      await framing.goto(otherUrl);
+      await framing.waitForFunction(() => (window as { frameLoaded?: boolean }).frameLoaded === true);
+      const frame = framing.frames().find((f) => f !== framing.mainFrame())!;
+      assert.notEqual(frame.url(), url, `the frame shows ${frame.url()}`);
+      assert.equal(await frame.locator('#title').count(), 0, 'no dashboard inside the frame');
+      await pollUntil(async () => said.some((text) => /frame-ancestors 'none'/.test(text)), 'the browser to say why');
+    } finally {
+      other.close();
+      await page.close();
+      await framing.close();
+      server.child.kill('SIGTERM');
+      await server.exited();
+      await fixture.huey.storage.flushQueue();
+      await fixture.huey.storage.flushSchedule();
+      await client.quit();
+    }
   });
 });
 

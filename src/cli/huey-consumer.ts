@@ -91,7 +91,8 @@ async function main(): Promise<number> {
   // Loaded only when asked for: the dashboard and its metrics library cost every start otherwise.
   const { startDashboard } = await import('../dashboard/server.js');
   const dashboard = await startDashboard(huey, { port: argv.dashboard, host: argv['dashboard-host'], token: argv['dashboard-token'] });
-  log.info(`dashboard at ${dashboard.url}`);
+  // The token never goes to the log: whoever reads logs is not always whoever may use the page.
+  log.info(`dashboard at ${dashboard.url}${argv['dashboard-token'] ? ' (add ?token= with the --dashboard-token given)' : ''}`);
   try {
     return await consumer.run();
   } finally {

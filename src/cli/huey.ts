@@ -10,6 +10,7 @@ import { DateTime } from 'luxon';
 import { loadHuey, locateHuey, ModuleLoadError } from '../consumer/load-module.js';
 import { ConsoleLog } from '../consumer/log.js';
 import { ACTIONS } from '../dashboard/actions.js';
+import { escapeControls, isCorrupt, readPending, readScheduled, type CorruptItem } from '../dashboard/read-items.js';
 import { startDashboard } from '../dashboard/server.js';
 import { takeSnapshot } from '../dashboard/snapshot.js';
 import { HueyError } from '../errors.js';
@@ -26,10 +27,16 @@ interface Output {
 
 type Command = (huey: Huey, argv: Record<string, unknown>) => Promise<Output>;
 
-const describeMessage = (m: Message): string =>
-  `${m.id}  ${m.name}(${m.args.map((arg) => JSON.stringify(arg)).join(', ')})${m.eta ? `  eta ${new Date(m.eta).toISOString()}` : ''}${m.priority ? `  priority ${m.priority}` : ''}`;
+// What the queue holds is anyone's text: no escape sequence of it reaches the terminal.
+const describeMessage = (m: Message | CorruptItem): string =>
+  escapeControls(
+    isCorrupt(m)
+      ? `(corrupt: ${m.reason})  ${m.preview}`
+      : `${m.id}  ${m.name}(${m.args.map((arg) => JSON.stringify(arg)).join(', ')})${m.eta ? `  eta ${new Date(m.eta).toISOString()}` : ''}${m.priority ? `  priority ${m.priority}` : ''}`,
+  );
 
-const listing = (messages: Message[], none: string): Output => ({
+/** Items that do not read back as task messages are listed as corrupt in their place, not a failure of the whole listing. */
+const listing = (messages: Array<Message | CorruptItem>, none: string): Output => ({
   data: messages,
   text: messages.length === 0 ? none : messages.map(describeMessage).join('\n'),
 });
@@ -79,11 +86,14 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
       y
         .option('port', { alias: 'p', type: 'number', default: 8080, describe: 'Port (0: any free one)' })
         .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to bind; anything but loopback needs --token' })
-        .option('token', { type: 'string', describe: 'Required on every request (?token=...)' }),
+        .option('token', { type: 'string', describe: 'Required on every request (?token=...)' })
+        .option('max-clients', { type: 'number', default: 100, describe: 'Open pages served at once; more are refused (503)' }),
     run: async (huey, argv) => {
       huey.logger = new ConsoleLog({ level: 'info' });
-      const dashboard = await startDashboard(huey, { port: argv.port as number, host: argv.host as string, token: argv.token as string | undefined });
-      huey.logger.info(`dashboard for "${huey.name}" at ${dashboard.url}`);
+      const token = argv.token as string | undefined;
+      const dashboard = await startDashboard(huey, { port: argv.port as number, host: argv.host as string, token, maxClients: argv.maxClients as number });
+      // Logs are kept and shared: they get the address, never the token.
+      huey.logger.info(`dashboard for "${huey.name}" at ${dashboard.url}${token ? ' (add ?token= with the --token given)' : ''}`);
       await new Promise((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
@@ -95,19 +105,19 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
   pending: {
     describe: 'Tasks waiting to run, next first',
     options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }),
-    run: async (huey, argv) => listing(await huey.pending(argv.limit as number), 'no pending tasks'),
+    run: async (huey, argv) => listing(await readPending(huey, argv.limit as number), 'no pending tasks'),
   },
   scheduled: {
     describe: 'Tasks waiting for their time, soonest first',
     options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }),
-    run: async (huey, argv) => listing(await huey.scheduled(argv.limit as number), 'no scheduled tasks'),
+    run: async (huey, argv) => listing(await readScheduled(huey, argv.limit as number), 'no scheduled tasks'),
   },
   'dead-letters': {
     describe: 'Messages set aside because they could not run, newest first',
     options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }),
     run: async (huey, argv) => {
       const letters = await huey.storage.deadLetters(argv.limit as number);
-      const text = letters.map((letter) => `${new Date(letter.at).toISOString()}  ${letter.reason}\n  ${letter.data}`).join('\n');
+      const text = letters.map((letter) => `${new Date(letter.at).toISOString()}  ${escapeControls(letter.reason)}\n  ${escapeControls(letter.data)}`).join('\n');
       return { data: letters, text: text || 'no dead letters' };
     },
   },

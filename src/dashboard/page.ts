@@ -1,16 +1,17 @@
+import { createHash } from 'node:crypto';
+
 /*
  * The dashboard page: one HTML document with its style and script, no build
- * step and nothing fetched from elsewhere. It listens to /events (one
- * snapshot a second) and posts confirmed actions to /api/action. Everything
- * from the queue is put on the page as text, never as HTML.
+ * step and nothing fetched from elsewhere. It shows the snapshot it was
+ * served with at once, then listens to /events (one snapshot a second) and
+ * posts confirmed actions to /api/action. Everything from the queue is put
+ * on the page as text, never as HTML.
+ *
+ * The style and script are inline and allowed by their hashes in the
+ * Content-Security-Policy, which allows nothing else inline: no injected
+ * script or style would run even if some text did end up as HTML.
  */
-export const PAGE = String.raw`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>huey-ts dashboard</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
+const STYLE = String.raw`
   body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2330; background: #f5f6f8; }
   header { background: #1d2330; color: #fff; padding: 12px 20px; display: flex; gap: 24px; align-items: baseline; flex-wrap: wrap; }
   header h1 { font-size: 18px; margin: 0 16px 0 0; }
@@ -29,11 +30,12 @@ export const PAGE = String.raw`<!doctype html>
   button { font-size: 12px; padding: 1px 8px; cursor: pointer; }
   pre { margin: 4px 0; white-space: pre-wrap; font-size: 12px; color: #7a1f1f; }
   #notice { padding: 6px 20px; min-height: 18px; font-size: 13px; }
+  #truncated { padding: 0 20px; font-size: 13px; color: #b06d00; }
   .empty { color: #8b93a5; font-style: italic; }
   svg rect.done { fill: #3aa76d; } svg rect.fail { fill: #d64545; }
-</style>
-</head>
-<body>
+`;
+
+const BODY = String.raw`
 <header>
   <h1 id="title">huey-ts</h1>
   <div class="stat"><b data-testid="pending">–</b>pending</div>
@@ -45,6 +47,7 @@ export const PAGE = String.raw`<!doctype html>
   <div class="stat"><span data-testid="pause-control"></span></div>
 </header>
 <div id="notice" data-testid="notice"></div>
+<div id="truncated" data-testid="truncated"></div>
 <main>
   <section class="wide"><h2>Throughput, last hour (per minute: completed, failed)</h2><svg id="chart" width="100%" height="90" preserveAspectRatio="none" viewBox="0 0 600 90"></svg></section>
   <section><h2>Running</h2><table data-testid="running"></table></section>
@@ -57,7 +60,9 @@ export const PAGE = String.raw`<!doctype html>
   <section><h2>Locks held</h2><table data-testid="locks"></table></section>
   <section><h2>Dead letters</h2><table data-testid="dead"></table></section>
 </main>
-<script>
+`;
+
+const SCRIPT = String.raw`
 const token = new URLSearchParams(location.search).get('token');
 const withToken = (path) => token ? path + '?token=' + encodeURIComponent(token) : path;
 
@@ -91,7 +96,10 @@ async function act(action, target, question) {
 
 const time = (ms) => ms ? new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '';
 const ago = (ms) => ((Date.now() - ms) / 1000).toFixed(1) + ' s';
-const call = (t) => t.name + '(' + t.args.map((a) => JSON.stringify(a)).join(', ') + ')';
+// Arguments too large for the snapshot arrive as a cut preview string.
+const call = (t) => t.name + '(' + (Array.isArray(t.args) ? t.args.map((a) => JSON.stringify(a)).join(', ') : String(t.args)) + ')';
+// A waiting item that is not a task message: its reason and raw text, as text.
+const corrupt = (t) => el('span', { class: 'failed', 'data-testid': 'corrupt' }, 'corrupt: ' + t.reason + ' ', el('code', {}, t.preview));
 
 function chart(rows) {
   const svg = document.getElementById('chart');
@@ -120,6 +128,7 @@ function render(s) {
   set('pending', s.pending); set('scheduled-count', s.scheduledCount); set('running-count', s.running.length);
   set('worker-count', live.length); set('dead-count', s.deadLetters);
   set('by-priority', s.pendingByPriority && s.pendingByPriority.length ? 'by priority: ' + s.pendingByPriority.map((p) => p[0] + ': ' + p[1]).join(', ') : '');
+  set('truncated', s.truncated && s.truncated.length ? 'shortened to keep the page light: ' + s.truncated.join(', ') : '');
   set('rate', last && Date.now() - last[0] < 120000 ? last[1] + ' / ' + last[2] : '0 / 0');
   chart(s.throughput);
   table('running', ['task', 'id', 'worker', 'elapsed'], s.running.map((r) => [r.name, el('code', {}, r.id), r.worker, ago(r.started)]), 'nothing running');
@@ -130,18 +139,65 @@ function render(s) {
   control.replaceChildren(s.paused
     ? el('span', {}, el('b', { class: 'failed' }, 'PAUSED'), button('Resume', 'resume', '', 'Let workers start tasks again?'))
     : button('Pause', 'pause', '', 'Stop workers from starting new tasks?'));
-  table('scheduled', ['eta', 'call', 'id', ''], s.scheduled.map((t) => [time(t.eta), call(t), el('code', {}, t.id), button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing scheduled');
-  table('pending-tasks', ['call', 'id', 'priority', ''], s.pendingTasks.map((t) => [call(t), el('code', {}, t.id), t.priority, button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing pending');
+  table('scheduled', ['eta', 'call', 'id', ''], s.scheduled.map((t) => t.corrupt ? ['', corrupt(t), '', ''] : [time(t.eta), call(t), el('code', {}, t.id), button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing scheduled');
+  table('pending-tasks', ['call', 'id', 'priority', ''], s.pendingTasks.map((t) => t.corrupt ? [corrupt(t), '', '', ''] : [call(t), el('code', {}, t.id), t.priority, button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing pending');
   table('periodic', ['task', 'schedule', 'next run', ''], s.periodic.map((p) => [p.name, p.schedule, p.nextRun || '', button('Run now', 'run-periodic', p.name, 'Enqueue ' + p.name + ' now?')]), 'no periodic tasks');
   table('revoked', ['what', '', ''], s.revoked.map((r) => [r.kind === 'task' ? 'every call of' : 'task id', el('code', {}, r.target), button('Restore', r.kind === 'task' ? 'restore-task' : 'restore', r.target, 'Restore ' + r.target + '?')]), 'nothing revoked');
   table('locks', ['lock', ''], s.locks.map((name) => [name, button('Flush', 'flush-lock', name, 'Flush lock ' + name + '?')]), 'no lock held');
 }
 
+// The snapshot the page came with, shown before the first event.
+const initial = document.getElementById('initial-snapshot').textContent;
+if (initial) render(JSON.parse(initial));
+
 const events = new EventSource(withToken('/events'));
 events.onmessage = (event) => render(JSON.parse(event.data));
-events.onerror = () => { document.getElementById('notice').textContent = 'reconnecting to the dashboard...'; };
+events.onerror = () => {
+  // Closed for good when the server refused the stream (too many open pages): it does not retry then.
+  document.getElementById('notice').textContent = events.readyState === EventSource.CLOSED
+    ? 'no live updates (the dashboard has too many open pages, or stopped): reload to try again'
+    : 'reconnecting to the dashboard...';
+};
 events.onopen = () => { document.getElementById('notice').textContent = ''; };
-</script>
+`;
+
+const hash = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+
+/** Sent with every response of the dashboard: no other site may frame it, nothing runs but the page's own script. */
+export const SECURITY_HEADERS = {
+  'content-security-policy': [
+    "default-src 'self'",
+    `script-src ${hash(SCRIPT)}`,
+    `style-src ${hash(STYLE)}`,
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; '),
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  // The address may carry the token: never hand it to another site.
+  'referrer-policy': 'no-referrer',
+};
+
+/**
+ * The page with `snapshotJson` inside it, so it is not blank until the
+ * first event. The JSON sits in a data block (never run, so outside the
+ * script policy); every "<" is escaped, so no text in it can close the block.
+ */
+export function pageHtml(snapshotJson: string): string {
+  const data = snapshotJson.replace(/</g, '\\u003c');
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>huey-ts dashboard</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>${STYLE}</style>
+</head>
+<body>${BODY}<script type="application/json" id="initial-snapshot">${data}</script>
+<script>${SCRIPT}</script>
 </body>
 </html>
 `;
+}

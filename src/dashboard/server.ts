@@ -5,8 +5,10 @@ import { ConfigurationError, HueyError } from '../errors.js';
 import type { Huey } from '../huey.js';
 import { ACTIONS, UNTARGETED } from './actions.js';
 import { prometheusText } from './metrics.js';
-import { PAGE } from './page.js';
+import { fitSnapshot } from './fit.js';
+import { pageHtml, SECURITY_HEADERS } from './page.js';
 import { takeSnapshot, type Snapshot } from './snapshot.js';
+import { SnapshotStream } from './stream.js';
 
 export interface DashboardOptions {
   /** 0 picks a free port. @defaultValue 8080 */
@@ -17,11 +19,17 @@ export interface DashboardOptions {
   token?: string;
   /** How often open pages get a fresh snapshot, in ms. @defaultValue 1000 */
   intervalMs?: number;
+  /** Open pages (event streams) served at once; one more is answered 503. @defaultValue 100 */
+  maxClients?: number;
+  /** The most a snapshot sent to pages may weigh, in bytes: longer lists are cut (see fit.ts). @defaultValue 256 KiB */
+  maxSnapshotBytes?: number;
 }
 
 export interface Dashboard {
-  /** The page's address, with the token when there is one. */
+  /** The page's address, without the token: it is shown in logs, and the token must not be (add `?token=`). */
   readonly url: string;
+  /** Pages listening to the event stream now. */
+  readonly clients: number;
   close(): Promise<void>;
 }
 
@@ -36,9 +44,15 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
   const host = options.host ?? '127.0.0.1';
   const token = options.token;
   if (!LOOPBACK.has(host) && !token) throw new ConfigurationError(`the dashboard serves ${host} only with a token: give --token`);
-  const intervalMs = options.intervalMs ?? 1000;
-  const streams = new Set<ServerResponse>();
-  let timer: NodeJS.Timeout | undefined;
+  const maxSnapshotBytes = options.maxSnapshotBytes ?? 256 * 1024;
+  const snapshotJson = async (): Promise<string> => {
+    try {
+      return fitSnapshot(await takeSnapshot(huey), maxSnapshotBytes);
+    } catch (error) {
+      return JSON.stringify({ error: error instanceof Error ? error.message : String(error) });
+    }
+  };
+  const stream = new SnapshotStream(snapshotJson, options.intervalMs ?? 1000, options.maxClients ?? 100);
 
   const allowed = (request: IncomingMessage, url: URL): boolean => {
     // Without a token, only requests addressed to this machine by name: a web page whose own
@@ -49,19 +63,10 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
     return a.length === b.length && timingSafeEqual(a, b);
   };
 
-  const broadcast = async () => {
-    let data: string;
-    try {
-      data = JSON.stringify(await takeSnapshot(huey));
-    } catch (error) {
-      data = JSON.stringify({ error: error instanceof Error ? error.message : String(error) });
-    }
-    for (const stream of streams) stream.write(`data: ${data}\n\n`);
-  };
-
   const server = createServer((request, response) => {
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) response.setHeader(name, value);
     void handle(request, response).catch((error: unknown) => {
-      huey.logger.error(`dashboard: ${request.method} ${request.url} failed: ${error instanceof Error ? error.message : String(error)}`);
+      huey.logger.error(`dashboard: ${request.method} ${redact(request.url ?? '')} failed: ${error instanceof Error ? error.message : String(error)}`);
       // A refused action (no such task, not periodic) is the caller's to fix; anything else is ours.
       if (!response.headersSent) send(response, error instanceof HueyError ? 400 : 500, { error: error instanceof Error ? error.message : String(error) });
       else response.end();
@@ -70,20 +75,21 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://dashboard');
+    // Browsers ask for it on their own, without the token: nothing to hide, and no 404 in their console.
+    if (request.method === 'GET' && url.pathname === '/favicon.ico') return void response.writeHead(204).end();
     if (!allowed(request, url)) return send(response, 401, { error: 'this dashboard needs its token' });
     const route = `${request.method} ${url.pathname}`;
     switch (route) {
       case 'GET /':
+        // With the latest snapshot inside: the page is whole before its first event.
         response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-        return void response.end(PAGE);
+        return void response.end(pageHtml((await stream.current()).json));
       case 'GET /events':
-        response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-        streams.add(response);
-        request.on('close', () => streams.delete(response));
-        timer ??= setInterval(() => void (streams.size > 0 && broadcast()), intervalMs);
-        return void (await broadcast());
+        if (!stream.add(response)) return send(response, 503, { error: 'too many open dashboard pages: close one, or raise maxClients' });
+        return;
       case 'GET /api/snapshot':
-        return send(response, 200, await takeSnapshot(huey));
+        response.writeHead(200, { 'content-type': 'application/json' });
+        return void response.end(fitSnapshot(await takeSnapshot(huey), maxSnapshotBytes));
       case 'GET /metrics': {
         const { contentType, text } = await prometheusText(await takeSnapshot(huey));
         response.writeHead(200, { 'content-type': contentType });
@@ -102,7 +108,7 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
         }
         const done = await action(huey, body.target ?? '');
         huey.logger.info(`dashboard: ${done}`);
-        await broadcast();
+        await stream.refresh();
         return send(response, 200, { ok: true, message: done });
       }
       default:
@@ -118,13 +124,20 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
   const { port } = server.address() as AddressInfo;
   const shown = host.includes(':') ? `[${host}]` : host;
   return {
-    url: `http://${shown}:${port}/${token ? `?token=${encodeURIComponent(token)}` : ''}`,
+    url: `http://${shown}:${port}/`,
+    get clients() {
+      return stream.size;
+    },
     close: async () => {
-      clearInterval(timer);
-      for (const stream of streams) stream.end();
+      stream.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A request's path and query for the log, with the token's value left out. */
+function redact(path: string): string {
+  return path.replace(/([?&]token=)[^&#]*/gi, '$1<redacted>');
 }
 
 /** The host name of a Host header, without the port or IPv6 brackets. */

@@ -4,6 +4,7 @@ import type { Huey } from '../huey.js';
 import { enqueuedKey } from '../enqueue-counter.js';
 import { lockKey } from '../lock.js';
 import type { Message } from '../message.js';
+import { readPending, readScheduled, isCorrupt, type CorruptItem } from './read-items.js';
 
 /** A worker whose status is older than this is shown as silent (it died, or its storage is away). */
 export const SILENT_AFTER_MS = 5000;
@@ -28,11 +29,12 @@ export interface Snapshot {
   pending: number;
   /** Waiting tasks by priority, highest first; null where the storage keeps one first-in-first-out line. */
   pendingByPriority: Array<[priority: number, count: number]> | null;
-  pendingTasks: TaskRow[];
+  /** The next tasks to run; an item that does not read back as a task is listed as corrupt in its place. */
+  pendingTasks: Array<TaskRow | CorruptItem>;
   /** Tasks enqueued (or scheduled) by task name, as producers counted them. */
   enqueued: Record<string, number>;
   scheduledCount: number;
-  scheduled: TaskRow[];
+  scheduled: Array<TaskRow | CorruptItem>;
   periodic: Array<{ name: string; schedule: string; nextRun: string | null }>;
   workers: Array<WorkerStatus & { silent: boolean }>;
   running: Array<{ worker: string; id: string; name: string; started: number }>;
@@ -46,9 +48,12 @@ export interface Snapshot {
   paused: boolean;
   /** Completed and failed runs per minute over the last hour, all workers together, oldest first. */
   throughput: Array<[minute: number, completed: number, failed: number]>;
+  /** The lists shortened to keep the snapshot under the dashboard's size bound (see fit.ts); absent when whole. */
+  truncated?: string[];
 }
 
-const row = (m: Message): TaskRow => ({ id: m.id, name: m.name, args: m.args, priority: m.priority, eta: m.eta });
+const row = (m: Message | CorruptItem): TaskRow | CorruptItem =>
+  isCorrupt(m) ? m : { id: m.id, name: m.name, args: m.args, priority: m.priority, eta: m.eta };
 
 export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
   const { storage } = huey;
@@ -57,9 +62,10 @@ export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
     await Promise.all([
       storage.queueSize(),
       storage.queueSizeByPriority(),
-      huey.pending(LIST_LIMIT),
+      // Read item by item: one corrupt message must not blank the whole dashboard.
+      readPending(huey, LIST_LIMIT),
       storage.scheduleSize(),
-      huey.scheduled(LIST_LIMIT),
+      readScheduled(huey, LIST_LIMIT),
       storage.statuses(),
       storage.events(LIST_LIMIT),
       storage.dataKeys('r:', LIST_LIMIT),

@@ -1,0 +1,67 @@
+import type { Huey } from '../huey.js';
+import type { Message } from '../message.js';
+
+/**
+ * A waiting item that does not read back as a task message: garbage pushed
+ * into the queue by hand, a payload from another program. Shown for what it
+ * is instead of failing the whole listing. `reason` and `preview` come from
+ * the item itself, so they are untrusted text: short, with control
+ * characters escaped, and put on a page or a terminal only as text.
+ */
+export interface CorruptItem {
+  corrupt: true;
+  reason: string;
+  preview: string;
+}
+
+/** How much of a corrupt item's raw text is shown. */
+const PREVIEW_CHARS = 120;
+
+/** Tasks waiting to run, next first; an item that cannot be read is a `CorruptItem` in its place. */
+export async function readPending(huey: Huey, limit?: number): Promise<Array<Message | CorruptItem>> {
+  return readEach(huey, await huey.storage.enqueuedItems(limit));
+}
+
+/** Tasks waiting for their time, soonest first; an item that cannot be read is a `CorruptItem` in its place. */
+export async function readScheduled(huey: Huey, limit?: number): Promise<Array<Message | CorruptItem>> {
+  return readEach(huey, await huey.storage.scheduledItems(limit));
+}
+
+export function isCorrupt(item: Message | CorruptItem): item is CorruptItem {
+  return (item as CorruptItem).corrupt === true;
+}
+
+function readEach(huey: Huey, items: string[]): Array<Message | CorruptItem> {
+  return items.map((data) => {
+    try {
+      return huey.deserializeMessage(data);
+    } catch (error) {
+      // JSON.parse quotes the input in its message: that part is untrusted too.
+      const reason = error instanceof Error ? error.message : String(error);
+      return { corrupt: true, reason: untrusted(reason, 2 * PREVIEW_CHARS), preview: untrusted(data, PREVIEW_CHARS) };
+    }
+  });
+}
+
+/**
+ * At most `chars` characters of `text` (whole code points, "…" when cut),
+ * with control and format characters written as \u escapes, so that no
+ * terminal escape sequence, bidirectional override or line break gets
+ * through to whoever reads it.
+ */
+export function untrusted(text: string, chars: number): string {
+  const points = Array.from(text.slice(0, 2 * chars + 2));
+  const cut = points.length > chars || text.length > 2 * chars + 2;
+  const shown = points.slice(0, chars).join('');
+  return escapeControls(shown) + (cut ? '…' : '');
+}
+
+/** `text` with control and format characters (terminal escapes, bidi overrides, line breaks) as \u escapes. */
+export function escapeControls(text: string): string {
+  return text.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, escape);
+}
+
+function escape(c: string): string {
+  const code = c.codePointAt(0)!;
+  return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
+}
