@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { group } from '../src/index.js';
 import { killAll, runScript, startConsumer, type Spawned } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
@@ -21,6 +22,12 @@ before(async () => {
   exampleHuey = (await import('../examples/simple/config.js')).huey;
 });
 
+// A test that failed midway must not leave a consumer taking the next test's tasks.
+afterEach(async () => {
+  await killAll();
+  await exampleHuey.storage.flushAll();
+});
+
 after(async () => {
   await killAll();
   await exampleHuey.close();
@@ -31,6 +38,20 @@ async function running(args: string[]): Promise<Spawned> {
   const consumer = startConsumer(args, { REDIS_URL: redis.url });
   await consumer.waitFor(/consumer running with/);
   return consumer;
+}
+
+/**
+ * Wait until a worker's status lists task `id` as running. A thread or
+ * process worker tells its consumer of a run once it outlasts a turn of the
+ * event loop; the status, written once a second, comes later still, so a
+ * worker killed after this had surely reported the run as started.
+ */
+async function reportedRunning(id: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!Object.values(await exampleHuey.storage.statuses()).some((status) => status.includes(id))) {
+    assert.ok(Date.now() < deadline, `task ${id} shows as running`);
+    await sleep(20);
+  }
 }
 
 /** Worker id → pid, from the lines thread and process workers log as they start. */
@@ -74,6 +95,7 @@ describe('huey-consumer worker health', () => {
     const [, workerId] = (await consumer.waitFor(new RegExp(`:huey:(\\S+): executing slowAdd ${slow.id}`))) as RegExpMatchArray;
     const pid = workerPids(consumer).get(workerId!);
     assert.ok(pid, `pid of ${workerId} in:\n${consumer.output}`);
+    await reportedRunning(slow.id);
     process.kill(pid, 'SIGKILL');
     await consumer.waitFor(new RegExp(`worker ${workerId} was replaced`));
     // slowAdd has no retries: the run that killed its worker fails for good, visibly.
@@ -107,6 +129,7 @@ describe('huey-consumer with tasks claimed ahead', () => {
     const slow = batch.at(1);
     const [, workerId] = (await consumer.waitFor(new RegExp(`:huey:(\\S+): executing slowAdd ${slow.id}`))) as RegExpMatchArray;
     assert.equal((await exampleHuey.storage.claimed(workerId!)).length, 3, 'the two adds after slowAdd are claimed ahead');
+    await reportedRunning(slow.id);
     process.kill(workerPids(consumer).get(workerId!)!, 'SIGKILL');
     await assert.rejects(slow.get({ blocking: true, timeout: 10 }), /WorkerDiedError/);
     assert.equal(await batch.at(2).get({ blocking: true, timeout: 10 }), 4);

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { Consumer } from '../src/consumer/consumer.js';
 import { TaskError, type Result } from '../src/index.js';
 import { killAll, startConsumer, type Spawned } from './support/processes.js';
@@ -24,6 +24,8 @@ before(async () => {
 beforeEach(async () => {
   await fixture.huey.storage.flushAll();
 });
+// A test that failed midway must not leave a consumer taking the next test's tasks.
+afterEach(() => killAll());
 after(async () => {
   await killAll();
   await fixture.huey.close();

@@ -118,7 +118,11 @@ export class Worker {
   /** Runs going now. */
   private running = 0;
   /** Called when a run ends, by whoever waits for a free slot. */
-  private runEnded?: () => void;
+  private runEnded?: (ended: boolean) => void;
+  /** When the loop began waiting for a slot with messages claimed ahead in hand (performance.now()). */
+  private slotWaitSince?: number;
+  /** Looks now and then whether that wait has gone on too long; one timer per worker, not one per wait. */
+  private watchdog?: NodeJS.Timeout;
   /** The first storage failure of a run, for the loop to handle. */
   private failure?: { error: unknown };
   /** Messages were claimed and then not started: a stop or a failure came mid-batch. */
@@ -164,6 +168,9 @@ export class Worker {
     let errorDelay = this.delay;
     let holdsStaleClaims = false;
     this.reporter.start();
+    this.watchdog = setInterval(() => {
+      if (this.slotWaitSince !== undefined && performance.now() - this.slotWaitSince > this.giveBackAfterMs) this.runEnded?.(false);
+    }, this.giveBackAfterMs / 2).unref();
     while (!this.stopping) {
       let worked = false;
       let failed = false;
@@ -173,7 +180,7 @@ export class Worker {
           if (requeued > 0) this.logger.warn(`the storage is back: ${requeued} claimed task(s) whose outcome was not stored go back on the queue`);
           holdsStaleClaims = false;
         }
-        if (!(await this.freeSlot(this.ahead ? this.giveBackAfterMs : undefined))) {
+        if (!(await this.freeSlot(this.ahead !== undefined))) {
           await this.giveBack([]);
           await this.freeSlot();
         }
@@ -226,6 +233,7 @@ export class Worker {
       }
     }
     await this.allRunsEnded();
+    clearInterval(this.watchdog);
     await this.reporter.stop();
     if (holdsStaleClaims || this.failure) return; // the consumer puts them back once the storage answers
     try {
@@ -243,7 +251,7 @@ export class Worker {
   stop(): void {
     this.stopping = true;
     this.wake?.();
-    this.runEnded?.();
+    this.runEnded?.(true);
   }
 
   private sleep(seconds: number): Promise<void> {
@@ -316,7 +324,7 @@ export class Worker {
     const staleAfter = Math.max(2 * this.prefetchWindowMs, 1);
     let turned = performance.now();
     for (let i = 0; i < batch.runs.length; i++) {
-      if (this.running >= this.concurrency && !(await this.freeSlot(this.giveBackAfterMs))) {
+      if (this.running >= this.concurrency && !(await this.freeSlot(true))) {
         // A run is taking far longer than the recent ones: the rest go back for idle workers.
         await this.giveBack(batch.runs.slice(i).map((run) => run.claim));
         break;
@@ -350,24 +358,24 @@ export class Worker {
 
   private runEnd(): void {
     this.running--;
-    this.runEnded?.();
+    this.runEnded?.(true);
   }
 
   /**
-   * Wait until a slot is free (or the worker is stopping). With a time
-   * limit, false when it passed first.
+   * Wait until a slot is free (or the worker is stopping). While `run()`
+   * goes, a wait with messages claimed ahead in hand (`holdingAhead`) gives
+   * up after the give-back time: false.
    */
-  private async freeSlot(timeoutMs?: number): Promise<boolean> {
-    if (timeoutMs === undefined) {
-      while (this.running >= this.concurrency && !this.stopping) await this.nextRunEnd();
+  private async freeSlot(holdingAhead = false): Promise<boolean> {
+    if (holdingAhead) this.slotWaitSince = performance.now();
+    try {
+      while (this.running >= this.concurrency && !this.stopping) {
+        if (!(await this.nextRunEnd()) && holdingAhead) return false;
+      }
       return true;
+    } finally {
+      if (holdingAhead) this.slotWaitSince = undefined;
     }
-    const deadline = performance.now() + timeoutMs;
-    while (this.running >= this.concurrency && !this.stopping) {
-      const left = deadline - performance.now();
-      if (left <= 0 || !(await this.nextRunEnd(left))) return false;
-    }
-    return true;
   }
 
   /**
@@ -388,17 +396,12 @@ export class Worker {
     while (this.running > 0) await this.nextRunEnd();
   }
 
-  /** Resolves true when a run ends, or false once `timeoutMs` (if given) passed first. */
-  private nextRunEnd(timeoutMs?: number): Promise<boolean> {
+  /** Resolves true when a run ends (or a stop is asked for), false when the watchdog says a wait went on too long. */
+  private nextRunEnd(): Promise<boolean> {
     return new Promise((resolve) => {
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+      this.runEnded = (ended) => {
         this.runEnded = undefined;
-        resolve(false);
-      }, timeoutMs);
-      this.runEnded = () => {
-        clearTimeout(timer);
-        this.runEnded = undefined;
-        resolve(true);
+        resolve(ended);
       };
     });
   }
