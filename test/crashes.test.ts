@@ -188,6 +188,22 @@ describe('crash suite', () => {
     await stop(second);
   });
 
+  it('ends an orphaned process worker whose run outlasts the grace period, and its run fails through adoption', async () => {
+    const first = await consumer(['-w', '1', '-k', 'process', '--lease', '1', '-g', '1']);
+    const stuck = fixture.hang();
+    await stuck.enqueued;
+    // Once its status lists the run, its start is surely recorded.
+    await until('the run shows', async () => Object.values(await fixture.huey.storage.statuses()).some((status) => status.includes(stuck.id)));
+    const workers = childrenOf(first.child.pid!);
+    first.child.kill('SIGKILL');
+    await first.exited();
+    await until('the orphan has exited', () => workers.every((pid) => !alive(pid)));
+    assert.match(first.output, /runs still going 1s after the consumer died: exiting/);
+    const second = await consumer(['-w', '1', '--lease', '1']);
+    assert.deepEqual(await outcomes([stuck], 20), ['WorkerDiedError']);
+    await stop(second);
+  });
+
   it('gives back tasks claimed ahead of a run that never ends, so idle workers run them', async () => {
     const before = Array.from({ length: 300 }, (_, i) => fixture.instant(i));
     const stuck = fixture.hang();

@@ -5,7 +5,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { Consumer } from '../consumer/consumer.js';
+import { Consumer, dividesMinute } from '../consumer/consumer.js';
 import { loadHuey, locateHuey, ModuleLoadError } from '../consumer/load-module.js';
 import { ConsoleLog, type LogLevel } from '../consumer/log.js';
 import { WORKER_TYPES, type WorkerType } from '../consumer/pool.js';
@@ -46,7 +46,10 @@ const argv = yargs(hideBin(process.argv))
     if (!Number.isInteger(args.workers) || args.workers < 1) throw new Error('--workers must be a whole number of at least 1');
     if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new Error('--concurrency must be a whole number of at least 1');
     if (args.concurrency > 1 && args['worker-type'] === 'async') throw new Error('--concurrency is for thread and process workers; async workers run --workers tasks at once');
-    if (!(args['scheduler-interval'] > 0 && args['scheduler-interval'] <= 60)) throw new Error('--scheduler-interval must be between 0 and 60');
+    if (!dividesMinute(args['scheduler-interval'])) {
+      throw new Error(`--scheduler-interval must divide 60 seconds (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60), not ${args['scheduler-interval']}`);
+    }
+    if (!(args.backoff >= 1 && Number.isFinite(args.backoff))) throw new Error(`--backoff must be a number of at least 1, not ${args.backoff}`);
     if (args['prefetch-window'] !== undefined && !(args['prefetch-window'] >= 0)) throw new Error('--prefetch-window must be 0 or more seconds');
     if (!(args.lease >= 1)) throw new Error('--lease must be at least 1 second');
     if (!Number.isInteger(args['max-stalls']) || args['max-stalls'] < 0) throw new Error('--max-stalls must be a whole number of 0 or more');

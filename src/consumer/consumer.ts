@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DateTime } from 'luxon';
 import { ConfigurationError, WorkerDiedError } from '../errors.js';
@@ -75,6 +76,13 @@ export interface ConsumerOptions {
   now?: () => number;
 }
 
+/** True for a number of seconds over 0 and at most 60 that goes a whole number of times into a minute. */
+export function dividesMinute(interval: unknown): boolean {
+  if (typeof interval !== 'number' || !(interval > 0 && interval <= 60)) return false;
+  const times = 60 / interval;
+  return Math.abs(times - Math.round(times)) < 1e-9;
+}
+
 /** Most messages whose stalls in dead workers are remembered at once. */
 const MAX_STALL_RECORDS = 10_000;
 
@@ -116,10 +124,20 @@ export class Consumer {
     if (this.workerType === 'async' && this.concurrency > 1) {
       throw new ConfigurationError('concurrency is for thread and process workers; async workers run as many tasks at once as `workers` says');
     }
+    // As Huey's consumer: a backoff under 1 would poll ever faster, and an interval that does not divide
+    // a minute would miss minutes of periodic tasks. Sub-second intervals that divide 60 stay allowed.
+    if (options.backoff !== undefined && !(typeof options.backoff === 'number' && options.backoff >= 1 && Number.isFinite(options.backoff))) {
+      throw new ConfigurationError(`backoff must be a number of at least 1, not ${String(options.backoff)}`);
+    }
+    if (options.schedulerInterval !== undefined && !dividesMinute(options.schedulerInterval)) {
+      throw new ConfigurationError(`schedulerInterval must divide 60 seconds (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60; or a fraction such as 0.5), not ${String(options.schedulerInterval)}`);
+    }
     if (this.workerType !== 'async' && !options.module) {
       throw new ConfigurationError(`${this.workerType} workers import the Huey module themselves: give its MODULE.EXPORT as the module option`);
     }
-    this.id = `${hostname()}.${process.pid}`;
+    // The random part keeps a restarted consumer (the same host name and pid 1 in a container)
+    // from renewing the leases of the one that died, whose claims must be adopted.
+    this.id = `${hostname()}.${process.pid}.${randomBytes(2).toString('hex')}`;
     const workerIds = Array.from({ length: this.workerCount }, (_, i) => `${this.id}.w${i + 1}`);
     const workerOptions = { delay: options.delay, backoff: options.backoff, maxDelay: options.maxDelay, prefetchWindow: this.prefetchWindow };
     this.pool =
@@ -135,6 +153,7 @@ export class Consumer {
               options: { ...workerOptions, concurrency: this.concurrency },
               logLevel: options.logLevel ?? 'info',
               leaseMs: (options.lease ?? 30) * 1000,
+              graceMs: (options.gracePeriod ?? 30) * 1000,
             },
             options.workerLog ?? ((level, message, workerId) => huey.logger[level](`${workerId}: ${message}`)),
             (workerId, running, causeOf) => this.settleDeadWorker(workerId, running, causeOf),
@@ -177,6 +196,11 @@ export class Consumer {
     return this.options.prefetchWindow ?? (this.workerType === 'async' ? 0.01 : 0.05);
   }
 
+  /** How many runs each worker of this consumer may have going at once. */
+  private get slotsPerWorker(): number {
+    return this.workerType === 'async' ? this.workerCount : this.concurrency;
+  }
+
   private get leaseSeconds(): number {
     return this.options.lease ?? 30;
   }
@@ -201,7 +225,8 @@ export class Consumer {
     const stalled = new Set<string>();
     let adopted = 0;
     for (const owner of await this.huey.storage.expiredLeases()) {
-      const adoption = await this.huey.storage.adoptClaims(owner, this.id, maxStalls);
+      // Consumers of one app run with the same settings: the dead one had as many runs going as this one may.
+      const adoption = await this.huey.storage.adoptClaims(owner, this.id, maxStalls, this.slotsPerWorker);
       if (!adoption) continue;
       const { started, requeued } = adoption;
       if (started + requeued + adoption.stalled.length > 0) {
@@ -344,21 +369,25 @@ export class Consumer {
   async settleDeadWorker(workerId: string, running: readonly string[], causeOf: (taskId: string) => Error): Promise<void> {
     const maxStalls = this.options.maxStalls ?? 5;
     const putBack: Claim[] = [];
-    for (const claim of await this.huey.storage.claimed(workerId)) {
+    // Oldest first: runs start in claim order, so only the oldest `concurrency` claims held run
+    // slots; those not reported may have been running unreported, and count a stall. The ones
+    // after them were only claimed ahead.
+    let slots = this.concurrency;
+    for (const claim of (await this.huey.storage.claimed(workerId)).reverse()) {
+      const inSlot = slots-- > 0;
       let message = await this.readClaim(claim);
       if (!message) continue;
       let cause: Error | undefined;
       if (running.includes(message.id)) {
         cause = causeOf(message.id);
-      } else if (this.countStall(claim.data) > maxStalls) {
+      } else if (inSlot && this.countStall(claim.data) > maxStalls) {
         cause = new WorkerDiedError(`its ${this.workerType} worker died ${maxStalls + 1} times before its start was reported (max stalls): it may be what kills them, so it fails without running again`);
         message = { ...message, retries: 0 };
       }
       if (cause) await this.failRun(workerId, claim, message, cause);
       else putBack.push(claim);
     }
-    // claimed() lists the newest first; the oldest goes back to the very front.
-    const requeued = await this.huey.storage.release(putBack.reverse());
+    const requeued = await this.huey.storage.release(putBack);
     if (requeued > 0) this.huey.logger.warn(`${workerId}: ${requeued} task(s) it had claimed and not started go back on the queue`);
   }
 

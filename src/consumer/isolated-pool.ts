@@ -18,6 +18,8 @@ export interface WorkerSetup {
   logLevel: LogLevel;
   /** The consumer's lease in ms: a process worker whose consumer died renews its own while it finishes. */
   leaseMs: number;
+  /** The consumer's grace period in ms: how long such a worker may take to finish. */
+  graceMs: number;
 }
 
 /** Messages from a worker to the consumer. */
@@ -73,7 +75,8 @@ function startProcess(setup: WorkerSetup): Child {
     },
     onReport: (listener) => child.on('message', listener as (message: unknown) => void),
     exited: new Promise((resolve) => {
-      child.once('exit', (code, signal) => resolve(signal ? `was killed by ${signal}` : `exited with code ${code}`));
+      // 'close', not 'exit': it comes once the IPC channel has delivered the worker's last reports.
+      child.once('close', (code, signal) => resolve(signal ? `was killed by ${signal}` : `exited with code ${code}`));
     }),
     kill: () => void child.kill('SIGKILL'),
   };
@@ -156,6 +159,7 @@ export class IsolatedPool implements WorkerPool {
             return reject(new Error(`${id}: ${report.error}`));
           case 'started':
             for (const { taskId, timeout } of report.runs) {
+              clearTimeout(slot.running.get(taskId));
               const deadline = timeout ? setTimeout(() => this.timeOut(slot, taskId, timeout), timeout * 1000 + KILL_MARGIN_MS) : undefined;
               slot.running.set(taskId, deadline);
             }
@@ -206,9 +210,9 @@ export class IsolatedPool implements WorkerPool {
         const fresh = await this.spawn(slot.id);
         const i = this.slots.indexOf(slot);
         if (i < 0 || generation !== this.generation) {
-          // Stopped meanwhile: this worker is not wanted.
+          // Stopped meanwhile: this worker is not wanted. Told to stop, it puts back what it may have claimed.
           fresh.stopping = true;
-          fresh.child.kill();
+          fresh.child.send({ type: 'stop' });
           return;
         }
         this.slots[i] = fresh;

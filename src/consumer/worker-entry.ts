@@ -72,21 +72,25 @@ class RunReports {
 
   ended(message: Message): void {
     if (this.unreported.delete(message.id) || !this.reported.delete(message.id)) return;
+    // A timed run's end goes at once too: the next run may block this event
+    // loop, and the consumer's clock must not then kill the worker for a run that is over.
+    if (message.timeout) return report({ type: 'finished', taskIds: [message.id] });
     this.finished.push(message.id);
     this.flushing ??= setImmediate(() => this.flush());
   }
 
   private flush(): void {
     this.flushing = undefined;
+    // Ends first: a run that ended and a retry of it (the same id) that started in one turn are told in that order.
+    if (this.finished.length > 0) {
+      report({ type: 'finished', taskIds: this.finished });
+      this.finished = [];
+    }
     if (this.unreported.size > 0) {
       const runs = [...this.unreported].map((taskId) => ({ taskId, timeout: null }));
       for (const { taskId } of runs) this.reported.add(taskId);
       this.unreported.clear();
       report({ type: 'started', runs });
-    }
-    if (this.finished.length > 0) {
-      report({ type: 'finished', taskIds: this.finished });
-      this.finished = [];
     }
   }
 }
@@ -123,6 +127,12 @@ async function main(): Promise<void> {
       const renew = () => void huey?.storage.renewLeases([setup.workerId], setup.leaseMs).catch(() => {});
       renew();
       setInterval(renew, setup.leaseMs / 3).unref();
+      // As long as a stop would have waited, and no longer: then the lease runs out and
+      // another consumer settles what is left (a failed run for what had started).
+      setTimeout(() => {
+        writeOrphanLine('warn', `runs still going ${setup.graceMs / 1000}s after the consumer died: exiting, their claims go to whoever adopts them`);
+        process.exit(1);
+      }, setup.graceMs).unref();
     });
     // Its stdout and stderr are the consumer's: a closed pipe must not kill it mid-task.
     process.stdout.on('error', () => {});
@@ -145,7 +155,17 @@ async function main(): Promise<void> {
   report({ type: 'ready' });
   if (!stopRequested) await worker.run();
   await runHooks(huey.shutdownHooks, huey, 'shutdown');
-  if (orphaned) await huey.storage.dropLeases([setup.workerId]).catch(() => {});
+  if (orphaned) {
+    // Nobody else will put back what this worker still holds (a storage error may have left
+    // claims): it tries, and gives up its lease only once it holds nothing, or the lease runs
+    // out and another consumer adopts them.
+    try {
+      await huey.storage.requeue(setup.workerId);
+      if ((await huey.storage.claimed(setup.workerId)).length === 0) await huey.storage.dropLeases([setup.workerId]);
+    } catch {
+      // The storage is away: the lease runs out and the claims are adopted.
+    }
+  }
   await huey.close();
 }
 

@@ -158,7 +158,7 @@ export class MemoryStorage implements Storage {
     return [...this.leases].filter(([, deadline]) => deadline < now).map(([id]) => id);
   }
 
-  async adoptClaims(ownerId: string, adopterId: string, maxStalls: number): Promise<Adoption | null> {
+  async adoptClaims(ownerId: string, adopterId: string, maxStalls: number, concurrency: number): Promise<Adoption | null> {
     const deadline = this.leases.get(ownerId);
     if (deadline === undefined || deadline >= Date.now()) return null;
     const claims = this.claims.get(ownerId) ?? [];
@@ -169,6 +169,8 @@ export class MemoryStorage implements Storage {
     let started = 0;
     let requeued = 0;
     const stalled: Claim[] = [];
+    // Runs start in claim order: only the oldest `concurrency` claims may have been running unrecorded.
+    const suspects = new Set(claims.slice(0, concurrency).filter((item) => !item.started));
     // Newest first, each to the front, so the oldest ends up at the very front.
     for (const item of [...claims].reverse()) {
       if (item.started) {
@@ -176,9 +178,9 @@ export class MemoryStorage implements Storage {
         started++;
         continue;
       }
-      const stalls = (this.stalls.get(item.data) ?? 0) + 1;
+      const stalls = (this.stalls.get(item.data) ?? 0) + (suspects.has(item) ? 1 : 0);
       this.stalls.set(item.data, stalls);
-      if (stalls > maxStalls) {
+      if (suspects.has(item) && stalls > maxStalls) {
         adopted.push(item);
         stalled.push({ data: item.data, workerId: adopterId });
       } else {

@@ -98,14 +98,16 @@ export interface Storage {
    * lease, in one step: of several consumers trying at once, one gets them.
    * Claims whose run had started (`markStarted`) move into the claims of
    * `adopterId`, still marked started, for it to settle as failed runs.
-   * Claims that never started go back to the front of the queue untouched,
-   * each counting one stall; one put back more than `maxStalls` times moves
-   * to the adopter instead, listed in `stalled`, to be failed for good: a
-   * message that kills every consumer before its start is even recorded
-   * must not go round for ever. Returns null when the lease is no longer
-   * expired (renewed, or adopted by another).
+   * Claims that never started go back to the front of the queue untouched.
+   * The oldest `concurrency` of those, which may have been running before
+   * their start was recorded, each count one stall (the rest were only
+   * claimed ahead); one put back more than `maxStalls` times moves to the
+   * adopter instead, listed in `stalled`, to be failed for good: a message
+   * that kills every consumer before its start is even recorded must not go
+   * round for ever. Returns null when the lease is no longer expired
+   * (renewed, or adopted by another).
    */
-  adoptClaims(ownerId: string, adopterId: string, maxStalls: number): Promise<Adoption | null>;
+  adoptClaims(ownerId: string, adopterId: string, maxStalls: number, concurrency: number): Promise<Adoption | null>;
 
   // ---- schedule: messages that wait for a time ----
 

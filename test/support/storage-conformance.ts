@@ -187,7 +187,7 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       await expire(['dead-consumer', 'dead-worker']);
       assert.deepEqual((await storage.expiredLeases()).sort(), ['dead-consumer', 'dead-worker']);
       // Two adopters race; one gets the claims, the other is told the lease is gone.
-      const adoptions = await Promise.all([storage.adoptClaims('dead-worker', 'adopter-1', 5), storage.adoptClaims('dead-worker', 'adopter-2', 5)]);
+      const adoptions = await Promise.all([storage.adoptClaims('dead-worker', 'adopter-1', 5, 1), storage.adoptClaims('dead-worker', 'adopter-2', 5, 1)]);
       const won = adoptions.find((adoption) => adoption !== null);
       assert.equal(adoptions.filter((adoption) => adoption === null).length, 1);
       assert.deepEqual(won, { started: 2, requeued: 1, stalled: [] });
@@ -197,8 +197,8 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       // The unstarted one is next in line, ahead of what was never claimed.
       assert.deepEqual(await storage.enqueuedItems(), ['b', 'e']);
       assert.equal(b?.data, 'b');
-      assert.equal(await storage.adoptClaims('live-worker', 'adopter-1', 5), null, 'a live lease is not adopted');
-      assert.deepEqual(await storage.adoptClaims('dead-consumer', 'adopter-1', 5), { started: 0, requeued: 0, stalled: [] });
+      assert.equal(await storage.adoptClaims('live-worker', 'adopter-1', 5, 1), null, 'a live lease is not adopted');
+      assert.deepEqual(await storage.adoptClaims('dead-consumer', 'adopter-1', 5, 1), { started: 0, requeued: 0, stalled: [] });
       assert.deepEqual(await storage.expiredLeases(), []);
       for (const claim of await storage.claimed(winner)) await storage.ack(claim);
       await storage.dropLeases(['live-worker', 'adopter-1', 'adopter-2']);
@@ -211,9 +211,9 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       storage.markStarted(claim!);
       await marksSent();
       await expire(['first']);
-      assert.equal((await storage.adoptClaims('first', 'second', 5))?.started, 1);
+      assert.equal((await storage.adoptClaims('first', 'second', 5, 1))?.started, 1);
       await expire(['second']);
-      assert.deepEqual(await storage.adoptClaims('second', 'third', 5), { started: 1, requeued: 0, stalled: [] });
+      assert.deepEqual(await storage.adoptClaims('second', 'third', 5, 1), { started: 1, requeued: 0, stalled: [] });
       assert.deepEqual((await storage.claimed('third')).map((c) => c.data), ['a']);
     });
 
@@ -224,7 +224,7 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       storage.markStarted(b!);
       await storage.ack(a!); // sent before any turn of the event loop: it carries b's mark
       await expire(['w1']);
-      assert.deepEqual(await storage.adoptClaims('w1', 'adopter', 5), { started: 1, requeued: 0, stalled: [] });
+      assert.deepEqual(await storage.adoptClaims('w1', 'adopter', 5, 1), { started: 1, requeued: 0, stalled: [] });
       assert.deepEqual((await storage.claimed('adopter')).map((c) => c.data), ['b']);
     });
 
@@ -234,7 +234,7 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
         const claim = await storage.dequeue(`consumer-${round}`);
         assert.equal(claim?.data, 'poison');
         await expire([`consumer-${round}`]);
-        const adoption = await storage.adoptClaims(`consumer-${round}`, 'adopter', 2);
+        const adoption = await storage.adoptClaims(`consumer-${round}`, 'adopter', 2, 1);
         if (round <= 2) {
           assert.deepEqual(adoption, { started: 0, requeued: 1, stalled: [] }, `round ${round}`);
         } else {
@@ -247,6 +247,20 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.equal(held?.data, 'poison');
       await storage.ack(held!);
       assert.deepEqual(await storage.claimed('adopter'), []);
+    });
+
+    it('counts stalls only for the oldest unstarted claims, which may have been running', async () => {
+      await storage.enqueueMany([{ data: 'a' }, { data: 'b' }, { data: 'c' }, { data: 'd' }]);
+      const [a] = await storage.dequeueMany('dead', 4);
+      storage.markStarted(a!);
+      await marksSent();
+      await expire(['dead']);
+      // Two runs at once: a had started, b may have been starting; c and d were only claimed ahead.
+      const adoption = await storage.adoptClaims('dead', 'adopter', 0, 2);
+      assert.equal(adoption?.started, 1);
+      assert.deepEqual(adoption?.stalled.map((claim) => claim.data), ['b']);
+      assert.equal(adoption?.requeued, 2);
+      assert.deepEqual(await storage.enqueuedItems(), ['c', 'd']);
     });
 
     it('gives back claims taken ahead, in front and in order, leaving the others claimed', async () => {

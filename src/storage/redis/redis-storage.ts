@@ -347,7 +347,7 @@ export class RedisStorage implements Storage {
   async release(claims: readonly Claim[]): Promise<number> {
     if (claims.length === 0) return 0;
     const workerId = claims[0]!.workerId;
-    const keys = [this.keys.claimed(workerId), this.queueKey];
+    const keys = [this.keys.claimed(workerId), this.queueKey, this.keys.started(workerId)];
     const args = [this.queueMode, ...claims.map((claim) => claim.receipt ?? claim.data)];
     return Number(await this.send((client) => scripts.release.run(client, keys, args)));
   }
@@ -407,11 +407,11 @@ export class RedisStorage implements Storage {
     });
   }
 
-  async adoptClaims(ownerId: string, adopterId: string, maxStalls: number): Promise<Adoption | null> {
+  async adoptClaims(ownerId: string, adopterId: string, maxStalls: number, concurrency: number): Promise<Adoption | null> {
     return this.guard(async () => {
       const k = this.keys;
       const keys = [k.claimed(ownerId), k.claimed(adopterId), k.leases, k.started(ownerId), k.started(adopterId), this.queueKey, k.stalls];
-      const reply = (await scripts.adoptClaims.run(await this.ready(), keys, [ownerId, maxStalls, this.queueMode])) as number | Array<number | string>;
+      const reply = (await scripts.adoptClaims.run(await this.ready(), keys, [ownerId, maxStalls, this.queueMode, concurrency])) as number | Array<number | string>;
       if (!Array.isArray(reply)) return null;
       const [startedCount, requeued, ...stalled] = reply;
       return { started: Number(startedCount), requeued: Number(requeued), stalled: stalled.map((receipt) => this.claimOf(String(receipt), adopterId)) };

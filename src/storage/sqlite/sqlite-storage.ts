@@ -274,14 +274,18 @@ export class SqliteStorage implements Storage {
     return rows.map((row) => String(row.owner));
   }
 
-  async adoptClaims(ownerId: string, adopterId: string, maxStalls: number): Promise<Adoption | null> {
+  async adoptClaims(ownerId: string, adopterId: string, maxStalls: number, concurrency: number): Promise<Adoption | null> {
     return this.atomically(() => {
       const gone = this.sql('DELETE FROM "$t_leases" WHERE owner = ? AND deadline < ?').run(ownerId, Date.now()).changes;
       if (gone === 0) return null;
+      // Runs start in claim order: only the oldest `concurrency` rows may have been running
+      // unrecorded, and those that were not marked count a stall; over the limit they go to the
+      // adopter. Started rows go to the adopter too, the rest back in line at their old place.
+      const slots = '(SELECT id FROM "$t_queue" WHERE owner = ? ORDER BY priority DESC, id LIMIT ?)';
+      this.sql(`UPDATE "$t_queue" SET stalls = stalls + 1 WHERE started = 0 AND id IN ${slots}`).run(ownerId, concurrency);
+      const stalledRows = this.sql(`UPDATE "$t_queue" SET owner = ? WHERE owner = ? AND started = 0 AND stalls > ? AND id IN ${slots} RETURNING id, data`).all(adopterId, ownerId, maxStalls, ownerId, concurrency) as Row[];
       const started = this.sql('UPDATE "$t_queue" SET owner = ? WHERE owner = ? AND started = 1').run(adopterId, ownerId).changes;
-      // Unstarted rows count a stall; those over the limit go to the adopter, the rest back in line at their old place.
-      const stalledRows = this.sql('UPDATE "$t_queue" SET stalls = stalls + 1, owner = ? WHERE owner = ? AND stalls >= ? RETURNING id, data').all(adopterId, ownerId, maxStalls) as Row[];
-      const requeued = this.sql('UPDATE "$t_queue" SET stalls = stalls + 1, owner = NULL WHERE owner = ?').run(ownerId).changes;
+      const requeued = this.sql('UPDATE "$t_queue" SET owner = NULL WHERE owner = ?').run(ownerId).changes;
       const stalled = stalledRows.map((row) => ({ data: String(row.data), workerId: adopterId, receipt: String(row.id) }));
       return { started, requeued, stalled };
     });

@@ -3,8 +3,11 @@
 -- them. Claims whose run had started move to the adopter (still marked
 -- started, so that nothing is lost if the adopter dies in turn), to be
 -- settled as failed runs. Claims that never started go back to the front of
--- the queue untouched, each counting a stall; one that has stalled more than
--- ARGV[2] times moves to the adopter instead, to be failed for good.
+-- the queue untouched. Runs start in claim order, so only those among the
+-- oldest ARGV[4] claims may have been running unrecorded when the owner died:
+-- each of those counts a stall (the others were only claimed ahead); one that
+-- has stalled more than ARGV[2] times moves to the adopter instead, to be
+-- failed for good.
 -- KEYS[1] the expired owner's claimed list (newest claim at the left)
 -- KEYS[2] the adopter's claimed list
 -- KEYS[3] leases hash
@@ -15,6 +18,7 @@
 -- ARGV[1] the expired owner's id
 -- ARGV[2] most stalls a message may have and still go back on the queue
 -- ARGV[3] 'zset' when KEYS[6] is the priority sorted set (receipts "<score>|<member>")
+-- ARGV[4] how many runs the owner may have had going at once
 -- Returns -1 if the lease was renewed or taken meanwhile; otherwise
 -- { started count, requeued count, stalled receipts... }.
 local deadline = redis.call('HGET', KEYS[3], ARGV[1])
@@ -25,16 +29,28 @@ if not deadline or tonumber(deadline) >= now then
 end
 local result = { 0, 0 }
 local maxStalls = tonumber(ARGV[2])
+local receipts = redis.call('LRANGE', KEYS[1], 0, -1)
+-- Oldest first: the first ARGV[4] claims held the owner's run slots.
+local started = {}
+local suspect = {}
+local slots = tonumber(ARGV[4])
+for i = #receipts, 1, -1 do
+  if redis.call('SISMEMBER', KEYS[4], receipts[i]) == 1 then
+    started[i] = true
+  elseif slots > 0 then
+    suspect[i] = true
+  end
+  slots = slots - 1
+end
 -- Newest first: each unstarted one is pushed to the front in turn, so the
 -- oldest ends up at the very front.
-local receipts = redis.call('LRANGE', KEYS[1], 0, -1)
 for i = 1, #receipts do
   local receipt = receipts[i]
-  if redis.call('SISMEMBER', KEYS[4], receipt) == 1 then
+  if started[i] then
     redis.call('LPUSH', KEYS[2], receipt)
     redis.call('SADD', KEYS[5], receipt)
     result[1] = result[1] + 1
-  elseif redis.call('HINCRBY', KEYS[7], redis.sha1hex(receipt), 1) > maxStalls then
+  elseif suspect[i] and redis.call('HINCRBY', KEYS[7], redis.sha1hex(receipt), 1) > maxStalls then
     redis.call('LPUSH', KEYS[2], receipt)
     result[#result + 1] = receipt
   else
