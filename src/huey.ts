@@ -41,7 +41,7 @@ import {
   type TaskOptions,
   type TaskWrapper,
 } from './task.js';
-import { checkMessage, etaOf } from './validate.js';
+import { checkMessage, etaOf, MAX_SECONDS } from './validate.js';
 
 /** An already settled promise, returned where there is nothing to wait for. */
 const NOTHING: Promise<void> = Promise.resolve();
@@ -197,7 +197,11 @@ export class Huey {
     // An enqueue may start while we wait (a signal handler's), hence the loop.
     while (this.enqueuesInFlight.size > 0) await Promise.allSettled([...this.enqueuesInFlight]);
     await this.enqueueCounter.flush().catch((error: unknown) => this.logger.warn(`could not store the enqueue counts: ${errorText(error)}`));
-    await this.storage.close();
+    // Both storages: the configured one may have been connected before immediate
+    // mode was switched on (or after it was switched off), and an open connection
+    // would keep the process from exiting. Closing one never connected is a no-op.
+    const storages = new Set<Storage>([this.configuredStorage, ...(this.immediateStorage ? [this.immediateStorage] : [])]);
+    await Promise.all([...storages].map((storage) => storage.close()));
   }
 
   // ---- defining tasks ----
@@ -283,8 +287,13 @@ export class Huey {
   }
 
   private wrap(definition: TaskDefinition): TaskWrapper<unknown[], unknown> {
-    const call = (args: unknown[], overrides: Partial<ScheduleOptions<unknown[]>> = {}, awaited = false) => {
-      const message = this.stamp(definition.message(overrides.id ?? randomUUID(), args, overrides));
+    const call = (args: unknown[], overrides: Partial<ScheduleOptions<unknown[]>> = {}, awaited = false, scheduled = false) => {
+      const unstamped = definition.message(overrides.id ?? randomUUID(), args, overrides);
+      // As in Huey, schedule() is for later: without a time it is refused (after the other options are checked).
+      if (scheduled && overrides.delay === undefined && overrides.eta === undefined) {
+        throw new ConfigurationError(`schedule() of task "${definition.name}" needs a delay (seconds) or an eta (Date or DateTime); to run now, call the task or pass delay: 0`);
+      }
+      const message = this.stamp(unstamped);
       const data = this.serializeMessage(message);
       const enqueued = this.enqueueSerialized(message, data);
       const result = new Result<unknown>(this, message.id, enqueued, message);
@@ -300,7 +309,7 @@ export class Huey {
     return Object.assign(wrapper, {
       taskName: definition.name,
       options: definition.options,
-      schedule: (options: ScheduleOptions<unknown[]>) => call(options.args ?? [], options),
+      schedule: (options: ScheduleOptions<unknown[]>) => call(options.args ?? [], options, false, true),
       enqueue: (...args: unknown[]) => call(args, {}, true).enqueued,
       callLocal: (...args: unknown[]) => {
         const message = definition.message(randomUUID(), args);
@@ -512,11 +521,15 @@ export class Huey {
       return this.fail({ ...withoutFollowUps(message, problems), retries: 0 }, error, context);
     }
 
-    try {
-      for (const hook of this.preExecuteHooks) await hook(context);
-    } catch (error) {
-      if (error instanceof CancelExecution) return this.cancel(message, context, error);
-      this.logger.error(`pre-execute hook failed for ${message.name} ${message.id}: ${errorText(error)}`);
+    // As in Huey, a failing hook is logged and the others still run; only CancelExecution stops the run.
+    // A copy: a hook may unregister itself (or another) as it runs.
+    for (const hook of [...this.preExecuteHooks]) {
+      try {
+        await hook(context);
+      } catch (error) {
+        if (error instanceof CancelExecution) return this.cancel(message, context, error);
+        this.logger.error(`pre-execute hook failed for ${message.name} ${message.id}: ${errorText(error)}`);
+      }
     }
 
     await this.emit('executing', message, undefined, context);
@@ -565,7 +578,7 @@ export class Huey {
       }
     }
 
-    for (const hook of this.postExecuteHooks) {
+    for (const hook of [...this.postExecuteHooks]) {
       try {
         await hook(context, failed ? undefined : value, failed ? failure : undefined);
       } catch (error) {
@@ -639,13 +652,24 @@ export class Huey {
     });
   }
 
-  /** Run again later without using up a retry: asked for by RetryTask, or forced by a full rate limit. */
+  /**
+   * Run again later without using up a retry: asked for by RetryTask, or
+   * forced by a full rate limit. A RetryTask with neither `delay` nor `eta`
+   * waits the task's `retryDelay`, which then grows by its `retryBackoff`, as
+   * a counted retry's does (Huey does the same); with one of them it runs then.
+   */
   private async retryWithoutCount(message: Message, context: TaskContext, request: RetryTask | RateLimitExceeded): Promise<Outcome> {
-    const eta =
-      request instanceof RateLimitExceeded
-        ? request.retryAt.getTime()
-        : (request.eta?.getTime() ?? (request.delay ? Date.now() + request.delay * 1000 : null));
-    await this.enqueue({ ...message, eta });
+    let next: Message;
+    if (request instanceof RateLimitExceeded) {
+      next = { ...message, eta: request.retryAt.getTime() };
+    } else if (request.eta !== undefined || request.delay !== undefined) {
+      next = { ...message, eta: request.eta?.getTime() ?? (request.delay! > 0 ? Date.now() + request.delay! * 1000 : null) };
+    } else {
+      const delay = message.retryDelay;
+      // Capped: a task may ask again and again, and the wait must stay one a message can carry.
+      next = { ...message, retryDelay: Math.min(delay * message.retryBackoff, MAX_SECONDS), eta: delay > 0 ? Date.now() + delay * 1000 : null };
+    }
+    await this.enqueue(next);
     await this.emit(request instanceof RateLimitExceeded ? 'rate-limited' : 'retrying', message, request, context);
     return { status: 'retrying', error: request };
   }
@@ -808,8 +832,9 @@ export class Huey {
     };
   }
 
-  disconnectSignal(handler: SignalHandler, ...names: SignalName[]): void {
-    this.signals.disconnect(handler, names);
+  /** Disconnect a handler from the named signals (from all with no names). True when it was connected to any of them. */
+  disconnectSignal(handler: SignalHandler, ...names: SignalName[]): boolean {
+    return this.signals.disconnect(handler, names);
   }
 
   /** Emit a signal for a message from outside a run, as the consumer does for `interrupted`. */
@@ -865,6 +890,26 @@ export class Huey {
     return hook;
   }
 
+  /** Remove a pre-execute hook; true when it was registered. */
+  unregisterPreExecute(hook: Hook): boolean {
+    return removeHook(this.preExecuteHooks, hook);
+  }
+
+  /** Remove a post-execute hook; true when it was registered. */
+  unregisterPostExecute(hook: PostHook): boolean {
+    return removeHook(this.postExecuteHooks, hook);
+  }
+
+  /** Remove a startup hook; true when it was registered. */
+  unregisterOnStartup(hook: LifecycleHook): boolean {
+    return removeHook(this.startupHooks, hook);
+  }
+
+  /** Remove a shutdown hook; true when it was registered. */
+  unregisterOnShutdown(hook: LifecycleHook): boolean {
+    return removeHook(this.shutdownHooks, hook);
+  }
+
   // ---- looking at the queue ----
 
   /** Messages waiting to run, next first. */
@@ -889,6 +934,16 @@ export class Huey {
   flush(): Promise<void> {
     return this.storage.flushAll();
   }
+}
+
+/** Remove every registration of `hook` (it may have been added twice), in place. */
+function removeHook<T>(hooks: T[], hook: T): boolean {
+  let removed = false;
+  for (let i = hooks.indexOf(hook); i !== -1; i = hooks.indexOf(hook)) {
+    hooks.splice(i, 1);
+    removed = true;
+  }
+  return removed;
 }
 
 function errorText(error: unknown): string {

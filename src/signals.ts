@@ -37,18 +37,23 @@ export class Signals {
     this.handlers.set(handler, names.length === 0 ? 'all' : new Set(names));
   }
 
-  /** Disconnect `handler` from `names`, or from everything when no names are given. */
-  disconnect(handler: SignalHandler, names: readonly SignalName[]): void {
+  /**
+   * Disconnect `handler` from `names`, or from everything when no names are
+   * given. True when it was connected to at least one of them.
+   */
+  disconnect(handler: SignalHandler, names: readonly SignalName[]): boolean {
     const current = this.handlers.get(handler);
-    if (!current) return;
+    if (!current) return false;
     if (names.length === 0) {
       this.handlers.delete(handler);
-      return;
+      return true;
     }
     const remaining = new Set(current === 'all' ? SIGNALS : current);
-    for (const name of names) remaining.delete(name);
+    let removed = false;
+    for (const name of names) removed = remaining.delete(name) || removed;
     if (remaining.size === 0) this.handlers.delete(handler);
     else this.handlers.set(handler, remaining);
+    return removed;
   }
 
   /** True when some handler hears `signal`: callers skip building what no one would see. */

@@ -31,7 +31,7 @@ export interface TaskOptions {
   timeout?: number;
 }
 
-/** One call's settings: `task.schedule({ args, delay })`. */
+/** One call's settings: `task.schedule({ args, delay })`; `schedule()` needs `delay` or `eta`. */
 export interface ScheduleOptions<A extends unknown[]> {
   args: A;
   /** Seconds from now. */
@@ -59,6 +59,8 @@ export interface TaskContext {
   readonly priority: number;
   readonly eta: Date | null;
   readonly expires: Date | null;
+  /** Seconds this run may take (the task's or the call's `timeout`), or null for no limit. */
+  readonly timeout: number | null;
   readonly huey: Huey;
   /** Aborted when the run's `timeout` passes: pass it to fetch() and friends, or check it. */
   readonly signal: AbortSignal;
@@ -75,7 +77,10 @@ export interface TaskWrapper<A extends unknown[], R> {
   readonly options: Readonly<TaskOptions>;
   /** Enqueue and wait until the storage has it. */
   enqueue(...args: A): Promise<Result<R>>;
-  /** Enqueue with per-call settings: a delay or eta puts it in the schedule. */
+  /**
+   * Enqueue with per-call settings and a `delay` or an `eta` (one of them is
+   * required, as in Huey; `delay: 0` runs now with the other settings).
+   */
   schedule(options: ScheduleOptions<A>): Result<R>;
   /** Run the function here and now, without the queue. */
   callLocal(...args: A): Promise<R>;
@@ -206,6 +211,8 @@ export function contextOf(message: Message, huey: Huey, signal: AbortSignal = NE
     priority: message.priority,
     eta: message.eta === null ? null : new Date(message.eta),
     expires: message.expires === null ? null : new Date(message.expires),
+    // 0, which old messages may carry, meant no limit.
+    timeout: message.timeout || null,
     huey,
     signal,
     headers: message.headers ?? NO_HEADERS,

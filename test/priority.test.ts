@@ -26,11 +26,11 @@ describe('priorities through the consumer', () => {
     });
     const results = [
       record('normal-1'),
-      record.schedule({ args: ['high-1'], priority: 10 }),
+      record.schedule({ args: ['high-1'], delay: 0, priority: 10 }),
       urgent('urgent'),
       record('normal-2'),
-      record.schedule({ args: ['high-2'], priority: 10 }),
-      record.schedule({ args: ['low'], priority: -1 }),
+      record.schedule({ args: ['high-2'], delay: 0, priority: 10 }),
+      record.schedule({ args: ['low'], delay: 0, priority: -1 }),
     ];
     await Promise.all(results.map((r) => r.enqueued));
     assert.deepEqual((await huey.pending()).map((m) => m.args[0]), ['urgent', 'high-1', 'high-2', 'normal-1', 'normal-2', 'low']);

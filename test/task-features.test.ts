@@ -84,7 +84,7 @@ describe('retries', () => {
       if (calls === 3) throw new Error('real failure');
       return `done with ${task.retries} retries left`;
     });
-    const result = patient.schedule({ args: [], retries: 1 });
+    const result = patient.schedule({ args: [], delay: 0, retries: 1 });
     await drain();
     const [waiting] = await huey.scheduled();
     assert.equal(waiting?.retries, 1, 'RetryTask kept the retry');
@@ -105,11 +105,11 @@ describe('retries', () => {
     await drain();
     assert.equal(await forced.get(), 'second run');
     outcomes.length = 0;
-    cancelling.schedule({ args: [false], retries: 3 });
+    cancelling.schedule({ args: [false], delay: 0, retries: 3 });
     await drain();
     assert.deepEqual(outcomes, ['false with 3']);
     outcomes.length = 0;
-    cancelling.schedule({ args: [null], retries: 1 });
+    cancelling.schedule({ args: [null], delay: 0, retries: 1 });
     await drain();
     assert.deepEqual(outcomes, ['null with 1', 'null with 0']);
     assert.ok(signalsOf('cancelling').includes('canceled'));
@@ -206,7 +206,7 @@ describe('delays and revocation', () => {
     const [message] = await huey.pending();
     assert.equal((await huey.execute(message!, message!.expires! + 1)).status, 'expired');
     assert.ok(signalsOf('stale').includes('expired'));
-    const dated = stale.schedule({ args: [], expires: new Date(Date.now() - 1000) });
+    const dated = stale.schedule({ args: [], delay: 0, expires: new Date(Date.now() - 1000) });
     await dated.enqueued;
     await huey.storage.flushQueue();
     assert.deepEqual(log, []);

@@ -36,7 +36,7 @@ describe('task timeouts', () => {
     assert.ok(Date.now() - started < 5000, 'the aborted sleeps did not run their 10 s');
     assert.deepEqual(signals, ['timeout', 'retrying', 'timeout']);
     // A per-call timeout overrides the task's.
-    assert.equal(await nap.schedule({ args: [0.2], timeout: 5 }).get({ blocking: true, timeout: 5 }), 'rested');
+    assert.equal(await nap.schedule({ args: [0.2], delay: 0, timeout: 5 }).get({ blocking: true, timeout: 5 }), 'rested');
     huey.disconnectSignal(handler);
     worker.stop();
     await running;

@@ -156,8 +156,9 @@ describe('per-call options', () => {
     await huey.flush();
   });
 
-  it('keeps what worked: no delay nor eta runs now, a delay of 0 or less runs now, a Date or DateTime schedules', async () => {
-    const now = add.schedule({ args: [1, 2] });
+  it('keeps what worked: a delay of 0 or less runs now, a Date or DateTime schedules (neither is refused, as in Huey)', async () => {
+    assert.throws(() => add.schedule({ args: [1, 2] }), /needs a delay \(seconds\) or an eta/);
+    const now = add.schedule({ args: [1, 2], delay: 0 });
     const past = add.schedule({ args: [1, 2], delay: -5 });
     const later = add.schedule({ args: [1, 2], eta: DateTime.now().plus({ hours: 1 }) });
     const expiring = add.schedule({ args: [1, 2], delay: 10, expires: new Date(Date.now() + 60_000), timeout: 0.5, priority: 2.5 });
