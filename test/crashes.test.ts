@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { Consumer } from '../src/consumer/consumer.js';
 import { TaskError, type Result } from '../src/index.js';
-import { killAll, startConsumer, type Spawned } from './support/processes.js';
+import { CONSUMER_BIN, killAll, Spawned, startConsumer } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
 // What a crash costs, against the real consumer: a consumer or a worker
@@ -237,6 +237,18 @@ describe('crash suite', () => {
     assert.equal(await fixture.quick(42).get({ blocking: true, timeout: 20 }), 42);
     await stop(running);
   });
+  it('lets process workers finish their runs when Ctrl-C signals the whole process group', async () => {
+    // As in a terminal: the consumer leads its own group, and SIGINT goes to every process in it.
+    const running = new Spawned(process.execPath, [CONSUMER_BIN, 'test/fixtures/crashes.huey', '-w', '2', '-k', 'process', '-g', '20'], { REDIS_URL: redis.url }, true);
+    await running.waitFor(/consumer running with/);
+    const slow = fixture.slow(1500);
+    await running.waitFor(new RegExp(`executing slow ${slow.id}`));
+    process.kill(-running.child.pid!, 'SIGINT');
+    assert.equal(await running.exited(), 0, running.output);
+    assert.match(running.output, new RegExp(`slow ${slow.id} executed in`));
+    assert.equal(await slow.get({ blocking: true, timeout: 5 }), 1500);
+  });
+
   it('runs several tasks at once in each process worker with --concurrency', async () => {
     const running = await consumer(['-w', '1', '-k', 'process', '--concurrency', '4']);
     assert.match(running.output, /workers: 1 process, 4 tasks at once each/);

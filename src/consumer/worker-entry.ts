@@ -137,6 +137,11 @@ async function main(): Promise<void> {
     // Its stdout and stderr are the consumer's: a closed pipe must not kill it mid-task.
     process.stdout.on('error', () => {});
     process.stderr.on('error', () => {});
+    // Ctrl-C in a terminal signals the whole process group, and systemd's stop the whole
+    // cgroup: the consumer alone decides when its workers stop (after the grace period), so
+    // they ignore both and wait to be told, or for the consumer to go.
+    process.on('SIGINT', () => {});
+    process.on('SIGTERM', () => {});
   }
 
   huey = await loadHuey(locateHuey(setup.spec, setup.cwd));

@@ -26,8 +26,9 @@ export class Spawned {
   output = '';
   private listeners: Array<() => void> = [];
 
-  constructor(command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** With `ownGroup`, the child leads a process group of its own, as a command started in a terminal does. */
+  constructor(command: string, args: string[], env: NodeJS.ProcessEnv = {}, ownGroup = false) {
+    this.child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: ownGroup });
     const collect = (chunk: Buffer) => {
       this.output += chunk.toString();
       for (const listener of this.listeners) listener();
