@@ -249,6 +249,31 @@ describe('crash suite', () => {
     assert.equal(await slow.get({ blocking: true, timeout: 5 }), 1500);
   });
 
+  it('shuts down cleanly when its output pipe has closed, as with `| tee` and Ctrl-C', async () => {
+    const running = await consumer(['-w', '1', '-g', '20']);
+    const slow = fixture.slow(1000);
+    await running.waitFor(new RegExp(`executing slow ${slow.id}`));
+    // The reader of its output goes away: every line from now on meets a closed pipe.
+    running.child.stdout!.destroy();
+    running.child.stderr!.destroy();
+    running.child.kill('SIGINT');
+    assert.equal(await running.exited(), 0);
+    assert.equal(await slow.get({ blocking: true, timeout: 5 }), 1000);
+  });
+
+  it('leaves no worker shown as running after a shutdown that interrupted a task', async () => {
+    for (const type of ['async', 'process']) {
+      const running = await consumer(['-w', '1', '-k', type, '-g', '1']);
+      const stuck = fixture.hang();
+      await until('the run shows', async () => Object.values(await fixture.huey.storage.statuses()).some((status) => status.includes(stuck.id)));
+      running.child.kill('SIGTERM');
+      assert.equal(await running.exited(), 0, running.output);
+      assert.match(running.output, /was interrupted and is back on the queue/);
+      assert.deepEqual(await fixture.huey.storage.statuses(), {}, `${type} workers' statuses are gone`);
+      await fixture.huey.storage.flushAll();
+    }
+  });
+
   it('runs several tasks at once in each process worker with --concurrency', async () => {
     const running = await consumer(['-w', '1', '-k', 'process', '--concurrency', '4']);
     assert.match(running.output, /workers: 1 process, 4 tasks at once each/);

@@ -62,6 +62,10 @@ const argv = yargs(hideBin(process.argv))
   .version(false)
   .parseSync();
 
+// `huey-consumer ... 2>&1 | tee log` stopped with Ctrl-C closes the pipe while the consumer
+// still finishes its tasks: a line that cannot be written is lost, not the consumer.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+
 const level: LogLevel = argv.verbose ? 'debug' : argv.quiet ? 'warn' : 'info';
 const log = new ConsoleLog({ level, logfile: argv.logfile, simple: argv.simple });
 const spec = String(argv._[0]);

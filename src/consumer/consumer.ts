@@ -287,6 +287,8 @@ export class Consumer {
     for (const id of interrupted) await this.requeueClaims(id);
     // Anything still claimed by a worker of this consumer goes back too.
     for (const id of this.owners) await this.requeueClaims(id);
+    // A worker interrupted mid-run never cleared its status: it is gone now, whatever it last said.
+    for (const id of this.pool.workerIds) await this.huey.storage.dropStatus(id);
     await this.huey.storage.dropLeases(this.owners);
     await this.huey.close();
     this.state = 'stopped';
