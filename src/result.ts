@@ -101,17 +101,23 @@ export class Result<T> {
     }
   }
 
-  /** Stop this task from running (it is skipped when a worker picks it up). */
+  /**
+   * Stop this call from running: it is skipped when a worker picks it up.
+   * As in Huey, a call's revocation is used up by the run it skips (the flag
+   * is then removed) unless `revokeOnce: false` or `revokeUntil` is given.
+   */
   revoke(options: RevokeOptions = {}): Promise<void> {
-    return this.huey.revokeById(this.id, options);
+    return this.huey.revokeById(this.id, { revokeOnce: options.revokeUntil === undefined, ...options });
   }
 
   restore(): Promise<boolean> {
     return this.huey.restoreById(this.id);
   }
 
-  isRevoked(): Promise<boolean> {
-    return this.huey.isRevokedId(this.id);
+  /** True while this call, or its whole task (when this handle knows which task it is), is revoked. */
+  async isRevoked(): Promise<boolean> {
+    if (await this.huey.isRevokedId(this.id)) return true;
+    return this.message !== undefined && this.huey.isTaskRevoked(this.message.name);
   }
 
   /** Revoke this run and schedule a copy with a new id; resolves to the copy's handle. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { Consumer } from '../src/consumer/consumer.js';
+import { Worker } from '../src/consumer/worker.js';
 import { CancelExecution, ConfigurationError, MemoryHuey, RetryTask, type SignalName, type TaskContext } from '../src/index.js';
 import { killAll, ROOT, Spawned } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
@@ -274,3 +275,45 @@ console.log('connections left', clients - 1);
     assert.match(script.output, /result 3\nclosed\nconnections left 0\n/);
   });
 });
+
+describe('revocation', () => {
+  it('revokes a call once, as Huey does: the flag is used up by the run it skips and leaves nothing behind', async () => {
+    const huey = new MemoryHuey(`revoke-once-${randomUUID()}`);
+    const runs: number[] = [];
+    const task = huey.task()(function counted(n: number) {
+      runs.push(n);
+      return n;
+    });
+    const worker = new Worker(huey, 'w1');
+    const first = task(1);
+    await first.enqueued;
+    await first.revoke();
+    assert.equal(await first.isRevoked(), true);
+    assert.equal(await worker.runOnce(), 1);
+    assert.deepEqual(runs, [], 'the revoked call is skipped');
+    assert.equal(await first.isRevoked(), false, 'and its flag is gone');
+    assert.deepEqual(await huey.storage.dataKeys('r:'), [], 'no flag piles up in storage');
+    // The same message enqueued again (as a retry would be) runs.
+    await huey.enqueue(first.message!);
+    assert.equal(await worker.runOnce(), 1);
+    assert.deepEqual(runs, [1]);
+  });
+
+  it('keeps a permanent revocation when asked, and sees a revocation of the whole task from a call', async () => {
+    const huey = new MemoryHuey(`revoke-task-${randomUUID()}`);
+    const task = huey.task()(function revokedTask() {
+      return 'ran';
+    });
+    const call = task();
+    await call.enqueued;
+    assert.equal(await call.isRevoked(), false);
+    await task.revoke();
+    assert.equal(await call.isRevoked(), true, 'a task-wide revocation covers the call');
+    await task.restore();
+    await call.revoke({ revokeOnce: false });
+    const worker = new Worker(huey, 'w1');
+    assert.equal(await worker.runOnce(), 1);
+    assert.equal(await call.isRevoked(), true, 'a permanent revocation outlives the run it skipped');
+  });
+});
+
