@@ -117,6 +117,9 @@ const TASK_OPTIONS_METADATA = 'huey:task-options';
 
 /** `r:<id>` revokes one call, `rt:<name>` every call of a task. */
 const revokeKey = (id: string) => `r:${id}`;
+
+/** Each task handle's own function, name and `this`, for a Huey that wraps another Huey's task. */
+const WRAPPED = new WeakMap<object, { fn: (...args: unknown[]) => unknown; name: string; thisArg?: () => unknown }>();
 const revokeTaskKey = (name: string) => `rt:${name}`;
 /** Set while the queue is paused (by `huey.pause()`), to when it was paused. */
 const PAUSED_KEY = 'paused';
@@ -241,6 +244,9 @@ export class Huey {
       if (params.length === 1) {
         const fn = params[0];
         if (typeof fn !== 'function') throw new ConfigurationError('huey.task()(fn) expects a function');
+        // A task of another Huey is wrapped anew from its own function, as Huey does, not as a function that enqueues there.
+        const wrapped = WRAPPED.get(fn);
+        if (wrapped) return this.register(wrapped.fn, options, options.name ?? wrapped.name, wrapped.thisArg, periodic);
         return this.register(fn as (...args: unknown[]) => unknown, options, options.name ?? fn.name, undefined, periodic);
       }
       const [target, key, descriptor] = params as [object, string | symbol, PropertyDescriptor];
@@ -283,6 +289,7 @@ export class Huey {
     this.registry.set(name, definition);
     const wrapper = this.wrap(definition);
     Reflect.defineMetadata(TASK_METADATA, wrapper, fn);
+    WRAPPED.set(wrapper, { fn, name, thisArg });
     return wrapper;
   }
 

@@ -317,3 +317,19 @@ describe('revocation', () => {
   });
 });
 
+describe('wrapping another Huey\'s task', () => {
+  it('registers the original function under its own name, enqueueing into the Huey that wraps it', async () => {
+    const first = new MemoryHuey(`first-${randomUUID()}`, { immediate: true });
+    const second = new MemoryHuey(`second-${randomUUID()}`, { immediate: true });
+    const add = first.task()(function add(a: number, b: number) {
+      return a + b;
+    });
+    const again = second.task()(add);
+    assert.equal(again.taskName, 'add');
+    assert.deepEqual(second.taskNames, ['add']);
+    const result = again(1, 2);
+    assert.equal(result.huey, second);
+    assert.equal(await result.get(), 3);
+  });
+});
+
