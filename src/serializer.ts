@@ -1,5 +1,5 @@
 import { types } from 'node:util';
-import { SerializationError } from './errors.js';
+import { SerializationError, TaskError, type RemoteError } from './errors.js';
 
 /**
  * Turns task arguments and results into strings for the storage and back.
@@ -67,6 +67,8 @@ function encodeObject(value: object, path: string, seen: Set<object>): Json {
     return tagged('map', [...value].map(([k, v], i) => [encode(k, `${path}<key ${i}>`, seen), encode(v, `${path}.get(${String(k)})`, seen)]));
   }
   if (value instanceof Set) return tagged('set', [...value].map((v, i) => encode(v, `${path}<item ${i}>`, seen)));
+  // A task's failure, handed to an error handler or a chord callback, arrives as the TaskError it is, remote error and all.
+  if (value instanceof TaskError) return tagged('taskerr', { remote: encode({ ...value.remote }, `${path}.remote`, seen), stack: value.stack ?? null });
   if (value instanceof Error) {
     return tagged('err', { name: value.name, message: value.message, stack: value.stack ?? null });
   }
@@ -131,6 +133,12 @@ function decode(value: Json): unknown {
       return new Map((v as Json[][]).map(([k, item]) => [decode(k!), decode(item!)]));
     case 'set':
       return new Set((v as Json[]).map(decode));
+    case 'taskerr': {
+      const data = v as { remote: Json; stack: string | null };
+      const error = new TaskError(decode(data.remote) as RemoteError);
+      if (data.stack !== null) error.stack = data.stack;
+      return error;
+    }
     case 'err': {
       const data = v as { name: string; message: string; stack: string | null };
       const error = new Error(data.message);

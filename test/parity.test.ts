@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { Consumer } from '../src/consumer/consumer.js';
 import { Worker } from '../src/consumer/worker.js';
-import { CancelExecution, ConfigurationError, MemoryHuey, RetryTask, type SignalName, type TaskContext } from '../src/index.js';
+import { CancelExecution, ConfigurationError, MemoryHuey, RetryTask, TaskError, type SignalName, type TaskContext } from '../src/index.js';
 import { killAll, ROOT, Spawned } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
@@ -330,6 +330,26 @@ describe('wrapping another Huey\'s task', () => {
     const result = again(1, 2);
     assert.equal(result.huey, second);
     assert.equal(await result.get(), 3);
+  });
+});
+
+describe('failure reporting', () => {
+  it('hands error handlers a TaskError carrying the remote error, as the README says', async () => {
+    const huey = new MemoryHuey(`errors-${randomUUID()}`, { immediate: true });
+    const seen: unknown[] = [];
+    const broken = huey.task()(function broken() {
+      throw new RangeError('out of range');
+    });
+    const handler = huey.task()(function handler(error: TaskError) {
+      seen.push(error);
+    });
+    await assert.rejects(huey.enqueue(broken.s().error(handler)).get({ blocking: true, timeout: 5 }), TaskError);
+    assert.equal(seen.length, 1);
+    const [error] = seen;
+    assert.ok(error instanceof TaskError, `an instance of TaskError, not ${Object.prototype.toString.call(error)}`);
+    assert.equal(error.remote.name, 'RangeError');
+    assert.equal(error.remote.message, 'out of range');
+    assert.equal(error.remote.taskName, 'broken');
   });
 });
 
