@@ -624,6 +624,15 @@ export class Huey {
       await this.retry(message, context, error);
       return { status: 'retrying', error };
     }
+    await this.settleFailure(message, error);
+    return { status: signal === 'locked' ? 'locked' : 'failed', error };
+  }
+
+  /**
+   * The end of a task that will not run again: its error stored for whoever
+   * waits on the result, its error handler enqueued, its chord counted.
+   */
+  private async settleFailure(message: Message, error: unknown): Promise<void> {
     const remote = toRemoteError(error, message);
     // Follow-ups that could never be enqueued are left out, and said so in the stored error.
     const problems = followUpProblems(message, (name) => this.registry.has(name));
@@ -644,7 +653,6 @@ export class Huey {
     if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message.id, { error: remote });
     if (handler) await this.enqueueSerialized(handler.message, handler.data);
     if (sound.chord) await countIntoChord(this, sound, { error: remote });
-    return { status: signal === 'locked' ? 'locked' : 'failed', error };
   }
 
   /** Enqueue the next try of a failed run, using up one retry. */
@@ -689,6 +697,8 @@ export class Huey {
       await this.retry({ ...message, retries: Math.max(message.retries, 1) }, context, cancel);
       return { status: 'retrying', error: cancel };
     }
+    // As in Huey, the caller can read why: get() rejects with a TaskError naming CancelExecution, and .error() handlers run.
+    await this.settleFailure(message, cancel);
     return { status: 'canceled', error: cancel };
   }
 

@@ -334,6 +334,23 @@ describe('wrapping another Huey\'s task', () => {
 });
 
 describe('failure reporting', () => {
+  it('stores the error of a canceled run, so get() rejects with it and the error handler runs', async () => {
+    const huey = new MemoryHuey(`cancel-${randomUUID()}`, { immediate: true });
+    const handled: string[] = [];
+    const gives = huey.task()(function givesUp() {
+      throw new CancelExecution('not today', { retry: false });
+    });
+    const handler = huey.task()(function onCancel(error: TaskError) {
+      handled.push(error.remote.name);
+    });
+    await assert.rejects(huey.enqueue(gives.s().error(handler)).get({ blocking: true, timeout: 5 }), (error: unknown) => {
+      assert.ok(error instanceof TaskError);
+      assert.equal(error.remote.name, 'CancelExecution');
+      return true;
+    });
+    assert.deepEqual(handled, ['CancelExecution']);
+  });
+
   it('hands error handlers a TaskError carrying the remote error, as the README says', async () => {
     const huey = new MemoryHuey(`errors-${randomUUID()}`, { immediate: true });
     const seen: unknown[] = [];
@@ -352,4 +369,3 @@ describe('failure reporting', () => {
     assert.equal(error.remote.taskName, 'broken');
   });
 });
-
