@@ -43,6 +43,9 @@ import {
 } from './task.js';
 import { checkMessage, etaOf, MAX_SECONDS } from './validate.js';
 
+/** The hooks of a Huey that has none, without a copy per run. */
+const NO_HOOKS: readonly never[] = [];
+
 /** An already settled promise, returned where there is nothing to wait for. */
 const NOTHING: Promise<void> = Promise.resolve();
 
@@ -117,10 +120,10 @@ const TASK_OPTIONS_METADATA = 'huey:task-options';
 
 /** `r:<id>` revokes one call, `rt:<name>` every call of a task. */
 const revokeKey = (id: string) => `r:${id}`;
+const revokeTaskKey = (name: string) => `rt:${name}`;
 
 /** Each task handle's own function, name and `this`, for a Huey that wraps another Huey's task. */
 const WRAPPED = new WeakMap<object, { fn: (...args: unknown[]) => unknown; name: string; thisArg?: () => unknown }>();
-const revokeTaskKey = (name: string) => `rt:${name}`;
 /** Set while the queue is paused (by `huey.pause()`), to when it was paused. */
 const PAUSED_KEY = 'paused';
 
@@ -148,6 +151,8 @@ export class Huey {
   private readonly postExecuteHooks: PostHook[] = [];
   readonly startupHooks: LifecycleHook[] = [];
   readonly shutdownHooks: LifecycleHook[] = [];
+  /** Whether this process knows a task: follow-ups naming one it does not can never be enqueued. */
+  private readonly isTask = (name: string): boolean => this.registry.has(name);
   /** Enqueues not yet written, so `close()` can wait for them before closing the storage under them. */
   private readonly enqueuesInFlight = new Set<Promise<unknown>>();
   private configuredStorage: Storage;
@@ -521,7 +526,7 @@ export class Huey {
       await this.emit('revoked', message, undefined, context);
       return { status: 'revoked' };
     }
-    const problems = followUpProblems(message, (name) => this.registry.has(name));
+    const problems = followUpProblems(message, this.isTask);
     if (problems.length > 0) {
       // Its follow-ups could never be enqueued, on this run or any other: fail it unrun, for good.
       const error = new SerializationError(`task ${message.name} was not run: ${describeProblems(problems)}`);
@@ -529,8 +534,8 @@ export class Huey {
     }
 
     // As in Huey, a failing hook is logged and the others still run; only CancelExecution stops the run.
-    // A copy: a hook may unregister itself (or another) as it runs.
-    for (const hook of [...this.preExecuteHooks]) {
+    // A copy (only when there are hooks: this is every run's path): a hook may unregister itself as it runs.
+    for (const hook of this.preExecuteHooks.length > 0 ? [...this.preExecuteHooks] : NO_HOOKS) {
       try {
         await hook(context);
       } catch (error) {
@@ -585,7 +590,7 @@ export class Huey {
       }
     }
 
-    for (const hook of [...this.postExecuteHooks]) {
+    for (const hook of this.postExecuteHooks.length > 0 ? [...this.postExecuteHooks] : NO_HOOKS) {
       try {
         await hook(context, failed ? undefined : value, failed ? failure : undefined);
       } catch (error) {
@@ -635,7 +640,7 @@ export class Huey {
   private async settleFailure(message: Message, error: unknown): Promise<void> {
     const remote = toRemoteError(error, message);
     // Follow-ups that could never be enqueued are left out, and said so in the stored error.
-    const problems = followUpProblems(message, (name) => this.registry.has(name));
+    const problems = followUpProblems(message, this.isTask);
     const sound = withoutFollowUps(message, problems);
     const notes = problems.length > 0 ? [describeProblems(problems)] : [];
     let handler: { message: Message; data: string } | undefined;

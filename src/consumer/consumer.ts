@@ -152,8 +152,8 @@ export class Consumer {
               cwd: options.cwd ?? process.cwd(),
               options: { ...workerOptions, concurrency: this.concurrency },
               logLevel: options.logLevel ?? 'info',
-              leaseMs: (options.lease ?? 30) * 1000,
-              graceMs: (options.gracePeriod ?? 30) * 1000,
+              leaseMs: this.leaseSeconds * 1000,
+              graceMs: this.graceSeconds * 1000,
             },
             options.workerLog ?? ((level, message, workerId) => huey.logger[level](`${workerId}: ${message}`)),
             (workerId, running, causeOf) => this.settleDeadWorker(workerId, running, causeOf),
@@ -205,6 +205,14 @@ export class Consumer {
     return this.options.lease ?? 30;
   }
 
+  private get graceSeconds(): number {
+    return this.options.gracePeriod ?? 30;
+  }
+
+  private get maxStalls(): number {
+    return this.options.maxStalls ?? 5;
+  }
+
   /** The lease owners of this consumer: itself (for adopted claims) and each worker. */
   private get owners(): string[] {
     return [this.id, ...this.pool.workerIds];
@@ -221,7 +229,7 @@ export class Consumer {
    * Returns how many were settled as failed runs.
    */
   async adoptOrphans(): Promise<number> {
-    const maxStalls = this.options.maxStalls ?? 5;
+    const { maxStalls } = this;
     const stalled = new Set<string>();
     let adopted = 0;
     for (const owner of await this.huey.storage.expiredLeases()) {
@@ -280,7 +288,7 @@ export class Consumer {
   private async shutdown(graceful: boolean): Promise<void> {
     this.state = 'stopping';
     for (const cancel of this.timers) cancel();
-    const grace = graceful ? (this.options.gracePeriod ?? 30) * 1000 : 0;
+    const grace = graceful ? this.graceSeconds * 1000 : 0;
     this.huey.logger.info(graceful ? `shutting down: waiting up to ${grace / 1000}s for running tasks` : 'shutting down now');
     await this.scheduler.stop();
     const interrupted = await this.pool.stop(grace);
@@ -300,7 +308,7 @@ export class Consumer {
   async restart(): Promise<void> {
     if (this.state !== 'running') return;
     this.huey.logger.info('restarting workers');
-    const interrupted = await this.pool.stop((this.options.gracePeriod ?? 30) * 1000);
+    const interrupted = await this.pool.stop(this.graceSeconds * 1000);
     for (const id of interrupted) await this.requeueClaims(id);
     await this.pool.start();
   }
@@ -364,12 +372,12 @@ export class Consumer {
    * Settle the claims of a thread or process worker that died: the runs it
    * had reported under way fail as runs (retried if they have retries left);
    * the rest (claimed ahead, or started too recently to be reported) go back
-   * to the front of the queue untouched, each counting a stall, so that a
-   * task that kills its worker before its start is reported ends failed
-   * after `maxStalls` deaths instead of killing workers for ever.
+   * to the front of the queue untouched. Those that held a run slot count a
+   * stall, so that a task that kills its worker before its start is reported
+   * ends failed after `maxStalls` deaths instead of killing workers for ever.
    */
   async settleDeadWorker(workerId: string, running: readonly string[], causeOf: (taskId: string) => Error): Promise<void> {
-    const maxStalls = this.options.maxStalls ?? 5;
+    const { maxStalls } = this;
     const putBack: Claim[] = [];
     // Oldest first: runs start in claim order, so only the oldest `concurrency` claims held run
     // slots; those not reported may have been running unreported, and count a stall. The ones
@@ -449,7 +457,7 @@ export class Consumer {
       `- workers: ${this.workerCount} ${this.workerType}${this.concurrency > 1 ? `, ${this.concurrency} tasks at once each` : ''}; prefetch window: ${this.prefetchWindow}s`,
       `- periodic tasks: ${o.periodic ?? true ? 'on' : 'off'}; scheduler interval: ${o.schedulerInterval ?? 1}s`,
       `- health check: ${this.workerType === 'async' ? 'not needed for async workers' : (o.healthCheck ?? true) ? `every ${o.healthCheckInterval ?? 10}s` : 'off'}`,
-      `- grace period: ${o.gracePeriod ?? 30}s; lease: ${this.leaseSeconds}s`,
+      `- grace period: ${this.graceSeconds}s; lease: ${this.leaseSeconds}s`,
       'Tasks:',
     ];
     for (const name of this.huey.taskNames.sort()) {
