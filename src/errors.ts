@@ -91,6 +91,8 @@ export class RateLimitExceeded extends HueyError {
   constructor(
     readonly limitName: string,
     readonly retryAt: Date,
+    /** Run again at `retryAt` without using a retry (the default); false lets the run fail as any error does. */
+    readonly retry = true,
   ) {
     super(`rate limit "${limitName}" is exceeded until ${retryAt.toISOString()}`);
   }

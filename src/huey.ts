@@ -22,7 +22,7 @@ import { quietLogger, type Logger } from './logger.js';
 import type { Message } from './message.js';
 import { Result } from './result.js';
 import type { ResultGroup } from './result-group.js';
-import { Chord, countIntoChord, Group, Pipeline, resultsOf, Signature } from './signature.js';
+import { Chord, chordMemberOf, countIntoChord, Group, Pipeline, resultsOf, Signature } from './signature.js';
 import { describeProblems, followUpProblems, withoutFollowUps } from './follow-ups.js';
 import { JsonSerializer, type Serializer } from './serializer.js';
 import { Signals, type SignalHandler, type SignalName } from './signals.js';
@@ -41,7 +41,7 @@ import {
   type TaskOptions,
   type TaskWrapper,
 } from './task.js';
-import { checkMessage, etaOf, MAX_SECONDS } from './validate.js';
+import { checkCallOptions, checkMessage, dueAt, etaOf, MAX_SECONDS } from './validate.js';
 
 /** The hooks of a Huey that has none, without a copy per run. */
 const NO_HOOKS: readonly never[] = [];
@@ -59,6 +59,15 @@ export interface HueyOptions {
   results?: boolean;
   /** Keep `undefined` and `null` return values too (otherwise nothing is stored for them). @defaultValue false */
   storeNone?: boolean;
+  /**
+   * Store the error of every failed run, also one that will be retried, and
+   * run its error handler each time, as Huey does by default: `get()` then
+   * rejects with the latest failure while retries remain, and a retry's
+   * success replaces it. Off, only a task's final failure is stored and
+   * handled, so `get({ blocking: true })` waits for the outcome of the last try.
+   * @defaultValue false
+   */
+  storeIntermediateErrors?: boolean;
   /**
    * Seconds a task's result is kept; unread results then vanish by
    * themselves, so a busy app's result store does not grow without bound
@@ -81,11 +90,23 @@ export interface RevokeOptions {
   revokeUntil?: Date | DateTime;
 }
 
+/** What `result.reschedule()` may change; with neither `delay` nor `eta` the copy runs now. */
+export interface RescheduleOptions {
+  /** Seconds from now. */
+  delay?: number;
+  eta?: Date | DateTime;
+  /** A Date, or seconds after the copy falls due. Default: the task's own expiry, counted anew. */
+  expires?: number | Date;
+  priority?: number;
+}
+
 /** How one execution ended, for the worker's log line. */
 export type Outcome =
   | { status: 'complete' }
   | { status: 'failed' | 'retrying' | 'canceled' | 'locked'; error: unknown }
-  | { status: 'revoked' | 'expired' };
+  | { status: 'revoked' | 'expired' }
+  /** Reached a worker before its eta, and went back to the schedule unrun. */
+  | { status: 'scheduled' };
 
 /** How a worker runs a message it claimed in a batch; see `Huey.execute`. */
 export interface ExecuteOptions {
@@ -121,6 +142,8 @@ const TASK_OPTIONS_METADATA = 'huey:task-options';
 /** `r:<id>` revokes one call, `rt:<name>` every call of a task. */
 const revokeKey = (id: string) => `r:${id}`;
 const revokeTaskKey = (name: string) => `rt:${name}`;
+/** `kv:<key>` holds what `huey.put` keeps, apart from task ids, flags and locks. */
+const sharedKey = (key: string) => `kv:${key}`;
 
 /** Each task handle's own function, name and `this`, for a Huey that wraps another Huey's task. */
 const WRAPPED = new WeakMap<object, { fn: (...args: unknown[]) => unknown; name: string; thisArg?: () => unknown }>();
@@ -135,6 +158,7 @@ export class Huey {
   readonly serializer: Serializer;
   readonly results: boolean;
   readonly storeNone: boolean;
+  readonly storeIntermediateErrors: boolean;
   readonly maxPayloadSize: number;
   readonly resultTtl?: number;
   logger: Logger;
@@ -168,6 +192,7 @@ export class Huey {
     this.serializer = options.serializer ?? new JsonSerializer();
     this.results = options.results ?? true;
     this.storeNone = options.storeNone ?? false;
+    this.storeIntermediateErrors = options.storeIntermediateErrors ?? false;
     this.maxPayloadSize = options.maxPayloadSize ?? 1024 * 1024;
     this.resultTtl = options.resultTtl;
     this.logger = options.logger ?? quietLogger;
@@ -408,20 +433,24 @@ export class Huey {
    * Enqueue a pipeline or a group (a chord too), returning the handles of all
    * its tasks: a pipeline's steps in order, a group's members then the chord's callback.
    */
+  enqueue<R>(work: Signature<R>): Result<R>;
   enqueue<Rs extends unknown[]>(work: Pipeline<Rs>): ResultGroup<Rs>;
-  enqueue<Rs extends unknown[], R>(work: Chord<Rs, R>): ResultGroup<[...Rs, R]>;
+  enqueue<Rs extends unknown[], R, Cs extends unknown[]>(work: Chord<Rs, R, Cs>): ResultGroup<[...Rs, ...Cs]>;
   enqueue<Rs extends unknown[]>(work: Group<Rs>): ResultGroup<Rs>;
   /** Put a message in the queue, or in the schedule when it has a future eta. */
   enqueue(message: Message): Promise<void>;
-  enqueue(work: Message | Pipeline<unknown[]> | Group<unknown[]>): Promise<void> | ResultGroup<unknown[]> {
-    if (work instanceof Pipeline) {
-      const steps = work.messages();
-      return this.enqueueAll([steps[0]!], steps);
+  enqueue(work: any): any {
+    if (work instanceof Signature) {
+      const message = this.stamp(work.message());
+      const enqueued = this.enqueueSerialized(message, this.serializeMessage(message));
+      enqueued.catch((error) => this.logger.error(`enqueue of ${message.name} ${message.id} failed: ${errorText(error)}`));
+      const result = new Result<unknown>(this, message.id, enqueued, message);
+      result.enqueued.catch(() => {});
+      return result;
     }
-    if (work instanceof Group) {
-      const members = work.messages();
-      const callback = members[0]?.chord?.callback;
-      return this.enqueueAll(members, callback ? [...members, callback] : members);
+    if (work instanceof Pipeline || work instanceof Group || work instanceof Chord) {
+      const { heads, handles } = work.build();
+      return this.enqueueAll(heads, handles);
     }
     const message = this.stamp(work);
     return this.enqueueSerialized(message, this.serializeMessage(message));
@@ -518,12 +547,21 @@ export class Huey {
     const abort = message.timeout ? new AbortController() : undefined;
     const context = contextOf(message, this, abort?.signal);
 
+    if (!this.readyToRun(message, now)) {
+      // As in Huey: a message in the queue before its time (written there by
+      // hand, or by a producer whose clock runs ahead) waits in the schedule.
+      await this.storage.addToSchedule(this.serializeMessage(message), message.eta!, message.priority);
+      await this.emit('scheduled', message, undefined, context);
+      return { status: 'scheduled' };
+    }
     if (message.expires !== null && now > message.expires) {
       await this.emit('expired', message, undefined, context);
+      await this.abortChordMember(message);
       return { status: 'expired' };
     }
     if (await this.isRevokedMessage(message, now, options.revocationFlags)) {
       await this.emit('revoked', message, undefined, context);
+      await this.abortChordMember(message);
       return { status: 'revoked' };
     }
     const problems = followUpProblems(message, this.isTask);
@@ -539,7 +577,8 @@ export class Huey {
       try {
         await hook(context);
       } catch (error) {
-        if (error instanceof CancelExecution) return this.cancel(message, context, error);
+        // Canceled before it ran: in a chord it counts as null, as a revoked member does.
+        if (error instanceof CancelExecution) return this.cancel(message, context, error, { value: null });
         this.logger.error(`pre-execute hook failed for ${message.name} ${message.id}: ${errorText(error)}`);
       }
     }
@@ -552,7 +591,7 @@ export class Huey {
       value = await definition.invoke(message, context, abort);
     } catch (error) {
       if (error instanceof RetryTask) return this.retryWithoutCount(message, context, error);
-      if (error instanceof RateLimitExceeded) return this.retryWithoutCount(message, context, error);
+      if (error instanceof RateLimitExceeded && error.retry) return this.retryWithoutCount(message, context, error);
       if (error instanceof CancelExecution) return this.cancel(message, context, error);
       failed = true;
       failure = error;
@@ -601,7 +640,8 @@ export class Huey {
     if (!failed) {
       await this.emit('complete', message, undefined, context);
       if (next) await this.enqueueSerialized(next.message, next.data);
-      if (message.chord) await countIntoChord(this, message, { value });
+      // Only a member's last step carries its chord membership; the steps before hand on to the next.
+      if (message.chord && !message.onComplete) await countIntoChord(this, message, { value });
       return { status: 'complete' };
     }
     return this.fail(message, failure, context);
@@ -623,9 +663,10 @@ export class Huey {
    * calls this for a run whose worker died or was stopped for its timeout.
    */
   async fail(message: Message, error: unknown, context: TaskContext = contextOf(message, this)): Promise<Outcome> {
-    const signal = error instanceof TaskLockedError ? 'locked' : error instanceof TaskTimeout ? 'timeout' : 'error';
+    const signal = error instanceof TaskLockedError ? 'locked' : error instanceof TaskTimeout ? 'timeout' : error instanceof RateLimitExceeded ? 'rate-limited' : 'error';
     await this.emit(signal, message, error, context);
     if (message.retries > 0) {
+      if (this.storeIntermediateErrors) await this.surfaceError(message, error);
       await this.retry(message, context, error);
       return { status: 'retrying', error };
     }
@@ -637,7 +678,7 @@ export class Huey {
    * The end of a task that will not run again: its error stored for whoever
    * waits on the result, its error handler enqueued, its chord counted.
    */
-  private async settleFailure(message: Message, error: unknown): Promise<void> {
+  private async settleFailure(message: Message, error: unknown, chordOutcome?: StoredOutcome<unknown>): Promise<void> {
     const remote = toRemoteError(error, message);
     // Follow-ups that could never be enqueued are left out, and said so in the stored error.
     const problems = followUpProblems(message, this.isTask);
@@ -657,19 +698,45 @@ export class Huey {
     }
     if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message.id, { error: remote });
     if (handler) await this.enqueueSerialized(handler.message, handler.data);
-    if (sound.chord) await countIntoChord(this, sound, { error: remote });
+    // A failed step ends its pipeline: the chord counts it where the last step would have.
+    const member = chordMemberOf(sound);
+    if (member) await countIntoChord(this, member, chordOutcome ?? { error: remote });
+  }
+
+  /**
+   * With `storeIntermediateErrors` (Huey's default), a failed run that will
+   * be retried stores its error and enqueues its error handler, as the last
+   * failure does: a reader learns of each failure as it happens, and a later
+   * success replaces the error with the value.
+   */
+  private async surfaceError(message: Message, error: unknown): Promise<void> {
+    const remote = toRemoteError(error, message);
+    if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message.id, { error: remote });
+    if (!message.onError || followUpProblems(message, this.isTask).some((problem) => problem.field === 'onError')) return;
+    try {
+      const handler = this.prepareFollowUp(message.onError, new TaskError({ ...remote }));
+      await this.enqueueSerialized(handler.message, handler.data);
+    } catch (problem) {
+      if (!(problem instanceof SerializationError)) throw problem;
+      this.logger.error(`${message.name} ${message.id}: its error handler "${message.onError.name}" cannot be enqueued: ${problem.message}`);
+    }
+  }
+
+  /**
+   * A chord member that will never finish (revoked, expired, canceled before
+   * its run) still counts, as null, so the callback runs as in Huey.
+   */
+  private async abortChordMember(message: Message): Promise<void> {
+    const member = chordMemberOf(message);
+    if (member && followUpProblems(member, this.isTask).length === 0) await countIntoChord(this, member, { value: null });
   }
 
   /** Enqueue the next try of a failed run, using up one retry. */
   private async retry(message: Message, context: TaskContext, error: unknown): Promise<void> {
     const delay = message.retryDelay;
     await this.emit('retrying', message, error, context);
-    await this.enqueue({
-      ...message,
-      retries: message.retries - 1,
-      retryDelay: delay * message.retryBackoff,
-      eta: delay > 0 ? Date.now() + delay * 1000 : null,
-    });
+    const next = { ...message, retries: message.retries - 1, retryDelay: delay * message.retryBackoff };
+    await this.enqueue(dueAt(next, delay > 0 ? Date.now() + delay * 1000 : null));
   }
 
   /**
@@ -681,20 +748,22 @@ export class Huey {
   private async retryWithoutCount(message: Message, context: TaskContext, request: RetryTask | RateLimitExceeded): Promise<Outcome> {
     let next: Message;
     if (request instanceof RateLimitExceeded) {
-      next = { ...message, eta: request.retryAt.getTime() };
+      next = dueAt(message, request.retryAt.getTime());
     } else if (request.eta !== undefined || request.delay !== undefined) {
-      next = { ...message, eta: request.eta?.getTime() ?? (request.delay! > 0 ? Date.now() + request.delay! * 1000 : null) };
+      next = dueAt(message, request.eta?.getTime() ?? (request.delay! > 0 ? Date.now() + request.delay! * 1000 : null));
     } else {
       const delay = message.retryDelay;
       // Capped: a task may ask again and again, and the wait must stay one a message can carry.
-      next = { ...message, retryDelay: Math.min(delay * message.retryBackoff, MAX_SECONDS), eta: delay > 0 ? Date.now() + delay * 1000 : null };
+      next = dueAt({ ...message, retryDelay: Math.min(delay * message.retryBackoff, MAX_SECONDS) }, delay > 0 ? Date.now() + delay * 1000 : null);
     }
+    // Huey's order: rate-limited (for a full limit), retrying, then scheduled or enqueued as the copy is written.
+    if (request instanceof RateLimitExceeded) await this.emit('rate-limited', message, request, context);
+    await this.emit('retrying', message, request, context);
     await this.enqueue(next);
-    await this.emit(request instanceof RateLimitExceeded ? 'rate-limited' : 'retrying', message, request, context);
     return { status: 'retrying', error: request };
   }
 
-  private async cancel(message: Message, context: TaskContext, cancel: CancelExecution): Promise<Outcome> {
+  private async cancel(message: Message, context: TaskContext, cancel: CancelExecution, chordOutcome?: StoredOutcome<unknown>): Promise<Outcome> {
     await this.emit('canceled', message, cancel, context);
     // As in Huey: retry: true forces a retry, undefined retries only when some are left.
     const retry = cancel.retry === true || (cancel.retry === undefined && message.retries > 0);
@@ -703,8 +772,34 @@ export class Huey {
       return { status: 'retrying', error: cancel };
     }
     // As in Huey, the caller can read why: get() rejects with a TaskError naming CancelExecution, and .error() handlers run.
-    await this.settleFailure(message, cancel);
+    await this.settleFailure(message, cancel, chordOutcome);
     return { status: 'canceled', error: cancel };
+  }
+
+  /** True when `message` may run at `now`: it has no eta, or its eta has come (Huey's `ready_to_run`). */
+  readyToRun(message: Message, now = Date.now()): boolean {
+    return message.eta === null || message.eta <= now;
+  }
+
+  // ---- shared state ----
+
+  /**
+   * Keep a small value, serialized, for any process on this storage to read
+   * (Huey's `huey.put`). Kept apart from results, locks and flags.
+   */
+  async put(key: string, value: unknown): Promise<void> {
+    await this.storage.putData(sharedKey(key), this.serializer.serialize(value));
+  }
+
+  /** The value `put` under `key`, removed as it is read unless `peek` (as Huey's `huey.get`); undefined when none. */
+  async get<T = unknown>(key: string, options: { peek?: boolean } = {}): Promise<T | undefined> {
+    const data = options.peek ? await this.storage.peekData(sharedKey(key)) : await this.storage.popData(sharedKey(key));
+    return data === null ? undefined : (this.serializer.deserialize(data) as T);
+  }
+
+  /** Remove the value `put` under `key`; true when there was one. */
+  delete(key: string): Promise<boolean> {
+    return this.storage.deleteData(sharedKey(key));
   }
 
   // ---- results ----
@@ -792,12 +887,21 @@ export class Huey {
     return true;
   }
 
-  /** Revoke task `id` once and schedule a copy of `message` with a new id. */
-  async reschedule<T>(message: Message | undefined, options: { delay?: number; eta?: Date | DateTime }): Promise<Result<T>> {
+  /**
+   * Revoke task `id` once and schedule a copy of `message` with a new id, due
+   * at the new time (now with neither `delay` nor `eta`), with a new
+   * `expires` or `priority` if given; a pipeline's later steps come along.
+   */
+  async reschedule<T>(message: Message | undefined, options: RescheduleOptions): Promise<Result<T>> {
     if (!message) throw new HueyError('this result has no message to reschedule: use the Result that the call returned');
-    const eta = etaOf(options); // a bad eta or delay throws before anything is revoked
+    // Bad options throw before anything is revoked.
+    checkCallOptions({ expires: options.expires, priority: options.priority });
+    const eta = etaOf(options);
+    let copy: Message = { ...message, id: randomUUID(), priority: options.priority ?? message.priority };
+    if (options.expires instanceof Date) copy = { ...copy, expires: options.expires.getTime(), expiresIn: null };
+    else if (options.expires !== undefined) copy = { ...copy, expiresIn: options.expires };
+    copy = dueAt(copy, eta);
     await this.revokeById(message.id, { revokeOnce: true });
-    const copy: Message = { ...message, id: randomUUID(), eta };
     await this.enqueue(copy);
     return new Result<T>(this, copy.id, Promise.resolve(), copy);
   }

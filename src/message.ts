@@ -21,6 +21,12 @@ export interface Message {
   eta: number | null;
   /** Not after this time (ms since the epoch), or null for no expiry. */
   expires: number | null;
+  /**
+   * An expiry given in seconds: it counts from when the task falls due (its
+   * eta, or its enqueue), and starts again for each retry, as in Huey.
+   * `expires` holds the time it works out to for the current run.
+   */
+  expiresIn?: number | null;
   /** Seconds a run may take before it fails with TaskTimeout, or null for no limit. */
   timeout?: number | null;
   /** A pipeline's next step: enqueued with this run's result appended to its args. */

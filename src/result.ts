@@ -1,6 +1,5 @@
-import type { DateTime } from 'luxon';
-import { ResultTimeout, StorageError, TaskError } from './errors.js';
-import type { Huey, RevokeOptions, StoredOutcome } from './huey.js';
+import { HueyError, ResultTimeout, StorageError, TaskError } from './errors.js';
+import type { Huey, RescheduleOptions, RevokeOptions, StoredOutcome } from './huey.js';
 import type { Message } from './message.js';
 
 export interface GetOptions {
@@ -48,6 +47,7 @@ export class Result<T> {
   get(options?: GetOptions): Promise<T | undefined>;
   async get(options: GetOptions = {}): Promise<T | undefined> {
     if (this.value !== EMPTY) return this.value;
+    this.checkResultsKept();
     await this.enqueued;
     const read = async () => {
       try {
@@ -71,6 +71,23 @@ export class Result<T> {
     if ('error' in outcome) throw new TaskError(outcome.error);
     if (!options.preserve) this.value = outcome.value;
     return outcome.value;
+  }
+
+  /**
+   * True once the task's outcome is stored (or was read by this handle),
+   * without reading it away: Huey's `is_ready()`.
+   */
+  async isReady(): Promise<boolean> {
+    if (this.value !== EMPTY) return true;
+    this.checkResultsKept();
+    return this.huey.storage.hasDataForKey(this.id);
+  }
+
+  /** With `results: false` nothing is stored, so waiting for a result would wait for ever: say so at once. */
+  private checkResultsKept(): void {
+    if (!this.huey.results) {
+      throw new HueyError(`huey "${this.huey.name}" keeps no results (results: false): task ${this.id} has no result to read`);
+    }
   }
 
   /**
@@ -120,8 +137,12 @@ export class Result<T> {
     return this.message !== undefined && this.huey.isTaskRevoked(this.message.name);
   }
 
-  /** Revoke this run and schedule a copy with a new id; resolves to the copy's handle. */
-  reschedule(options: { delay?: number; eta?: Date | DateTime } = {}): Promise<Result<T>> {
+  /**
+   * Revoke this run and schedule a copy with a new id (at `delay` or `eta`,
+   * now with neither; optionally with a new `expires` or `priority`);
+   * resolves to the copy's handle.
+   */
+  reschedule(options: RescheduleOptions = {}): Promise<Result<T>> {
     return this.huey.reschedule<T>(this.message, options);
   }
 

@@ -19,7 +19,11 @@ export interface TaskOptions {
   retryBackoff?: number;
   /** Higher runs first on storages that order by priority. @defaultValue 0 */
   priority?: number;
-  /** Seconds after enqueue, or a Date, after which the task is dropped unrun (signalled `expired`). */
+  /**
+   * A Date, or seconds after the task falls due (its enqueue, or its eta when
+   * delayed; each retry starts them again), after which it is dropped unrun
+   * (signalled `expired`).
+   */
   expires?: number | Date;
   /** Pass a `TaskContext` as the function's last argument. @defaultValue false */
   context?: boolean;
@@ -66,6 +70,10 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** What `onEnqueue` hooks wrote when the task was enqueued (trace context, ...); empty when none. */
   readonly headers: Readonly<Record<string, string>>;
+  /** Seconds left before the run's `timeout` (0 once past it), or Infinity without one: Huey's `time_remaining`. */
+  timeRemaining(): number;
+  /** Throw `TaskTimeout` once the run is past its `timeout`: a cooperative check for loops (Huey's `check_timeout`). */
+  checkTimeout(): void;
 }
 
 /** The handle a task definition returns: call it to enqueue. */
@@ -150,6 +158,7 @@ export class TaskDefinition {
   message(id: string, args: unknown[], call: Partial<ScheduleOptions<unknown[]>> = {}, now = Date.now()): Message {
     checkCallOptions(call);
     const expires = call.expires ?? this.options.expires;
+    const eta = etaOf(call, now);
     const message: Message = {
       id,
       name: this.name,
@@ -158,10 +167,12 @@ export class TaskDefinition {
       retryDelay: call.retryDelay ?? this.options.retryDelay ?? 0,
       retryBackoff: call.retryBackoff ?? this.options.retryBackoff ?? 1,
       priority: call.priority ?? this.options.priority ?? 0,
-      eta: etaOf(call, now),
-      expires: expires === undefined ? null : expires instanceof Date ? expires.getTime() : now + expires * 1000,
+      eta,
+      // Seconds count from when the call falls due, not from now: see `dueAt`.
+      expires: expires === undefined ? null : expires instanceof Date ? expires.getTime() : (eta ?? now) + expires * 1000,
       timeout: call.timeout ?? this.options.timeout ?? null,
     };
+    if (typeof expires === 'number') message.expiresIn = expires;
     // Per-call retries may meet the task's delay and backoff: check them together.
     if (call.retries !== undefined || call.retryDelay !== undefined || call.retryBackoff !== undefined) {
       checkRetryWaits(message.retries, message.retryDelay, message.retryBackoff);
@@ -201,22 +212,53 @@ function withTimeout(running: Promise<unknown>, message: Message, abort: AbortCo
 
 const NEVER_ABORTED = new AbortController().signal;
 
-export function contextOf(message: Message, huey: Huey, signal: AbortSignal = NEVER_ABORTED): TaskContext {
-  return {
-    id: message.id,
-    name: message.name,
-    args: message.args,
-    retries: message.retries,
-    retryDelay: message.retryDelay,
-    priority: message.priority,
-    eta: message.eta === null ? null : new Date(message.eta),
-    expires: message.expires === null ? null : new Date(message.expires),
+/** One run's TaskContext; a class so its methods are shared, not made anew for every run. */
+class RunContext implements TaskContext {
+  readonly id: string;
+  readonly name: string;
+  readonly args: readonly unknown[];
+  readonly retries: number;
+  readonly retryDelay: number;
+  readonly priority: number;
+  readonly eta: Date | null;
+  readonly expires: Date | null;
+  readonly timeout: number | null;
+  readonly headers: Readonly<Record<string, string>>;
+  /** When the run's time is up (performance.now() ms), or Infinity. */
+  private readonly deadline: number;
+
+  constructor(
+    message: Message,
+    readonly huey: Huey,
+    readonly signal: AbortSignal,
+  ) {
+    this.id = message.id;
+    this.name = message.name;
+    this.args = message.args;
+    this.retries = message.retries;
+    this.retryDelay = message.retryDelay;
+    this.priority = message.priority;
+    this.eta = message.eta === null ? null : new Date(message.eta);
+    this.expires = message.expires === null ? null : new Date(message.expires);
     // 0, which old messages may carry, meant no limit.
-    timeout: message.timeout || null,
-    huey,
-    signal,
-    headers: message.headers ?? NO_HEADERS,
-  };
+    this.timeout = message.timeout || null;
+    this.headers = message.headers ?? NO_HEADERS;
+    this.deadline = this.timeout === null ? Infinity : performance.now() + this.timeout * 1000;
+  }
+
+  timeRemaining(): number {
+    return this.deadline === Infinity ? Infinity : Math.max(0, (this.deadline - performance.now()) / 1000);
+  }
+
+  checkTimeout(): void {
+    if (this.signal.aborted || performance.now() >= this.deadline) {
+      throw new TaskTimeout(`task ${this.name} ${this.id} ran past its timeout of ${this.timeout}s`);
+    }
+  }
+}
+
+export function contextOf(message: Message, huey: Huey, signal: AbortSignal = NEVER_ABORTED): TaskContext {
+  return new RunContext(message, huey, signal);
 }
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});

@@ -121,6 +121,17 @@ export function checkRetryWaits(retries: unknown, retryDelay: unknown, retryBack
   }
 }
 
+/**
+ * A message's `eta` and `expires` for a run due at `eta` (null: now): an
+ * expiry given in seconds counts from then, as in Huey, where a delayed or
+ * retried task's expiry starts again when it falls due.
+ */
+export function dueAt(message: Message, eta: number | null, now = Date.now()): Message {
+  const expiresIn = message.expiresIn;
+  if (expiresIn === undefined || expiresIn === null) return { ...message, eta };
+  return { ...message, eta, expires: (eta ?? now) + expiresIn * 1000 };
+}
+
 /** Refuse per-call options (`task.schedule({...})`, a signature's options) that cannot work, naming the option; see also `etaOf`. */
 export function checkCallOptions(options: object): void {
   const record = options as Record<string, unknown>;
@@ -180,6 +191,8 @@ const MESSAGE_FIELDS: ReadonlyArray<[field: keyof Message, rule: (value: unknown
   ['priority', priorityRule, 0],
   ['eta', timeRule, null],
   ['expires', timeRule, null],
+  // Absent from messages with a fixed expiry or none, and from those written before it existed.
+  ['expiresIn', (value) => (value === undefined || value === null ? null : secondsFromNowRule(value, true))],
   // 0 ran as no limit before options were checked, and messages written then may carry it.
   ['timeout', (value) => (value === null || value === 0 ? null : timeoutRule(value)), null],
 ];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chord, group, RedisHuey, TaskError } from '../src/index.js';
+import { CancelExecution, chord, group, RedisHuey, TaskError } from '../src/index.js';
 import { Worker } from '../src/consumer/worker.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
@@ -48,7 +48,7 @@ function defineTasks() {
   const fail = huey.task()(function fail(why: string, _input?: unknown): number {
     throw new Error(why);
   });
-  const total = huey.task()(function total(label: string, values: Array<number | TaskError>) {
+  const total = huey.task()(function total(label: string, values: Array<number | TaskError | null>) {
     callbackRuns.push(values);
     const numbers = values.filter((v): v is number => typeof v === 'number');
     return `${label}: ${numbers.reduce((a, b) => a + b, 0)} (${values.length - numbers.length} failed)`;
@@ -57,7 +57,18 @@ function defineTasks() {
     handled.push([tag, error]);
     return 'handled';
   });
-  return { add, slowEcho, fail, total, onError };
+  const collect = huey.task()(function collect(label: string, values: unknown[]) {
+    callbackRuns.push(values);
+    return [label, values.map((value) => (value instanceof TaskError ? `error: ${value.remote.message}` : value))];
+  });
+  const tag = huey.task()(function tag(label: string, value: unknown) {
+    return `${label}(${JSON.stringify(value)})`;
+  });
+  // As a Huey user would cancel from a hook: calls whose first argument asks for it.
+  huey.preExecute((task) => {
+    if (task.args[0] === 'cancel me') throw new CancelExecution('canceled by a hook', { retry: false });
+  });
+  return { add, slowEcho, fail, total, onError, collect, tag };
 }
 
 describe('pipelines', () => {
@@ -135,5 +146,116 @@ describe('groups and chords', () => {
     assert.deepEqual(await mapped.get({ blocking: true, timeout: 10 }), [2, 4, 6]);
     const short = huey.enqueue(chord([add.s(5, 5), add.s(6, 6)], total, 'short'));
     assert.equal(await short.at(2).get({ blocking: true, timeout: 10 }), 'short: 22 (0 failed)');
+  });
+});
+
+/** Poll until `check` holds, failing with `what` after a deadline. */
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, what);
+    await sleep(10);
+  }
+}
+
+describe('chords as in Huey 3.3', () => {
+  it('runs the callback with null in place of a member revoked, expired or canceled before it ran', async () => {
+    const { add, slowEcho, collect } = tasks;
+    const revokedId = `revoked-${Date.now()}`;
+    await huey.revokeById(revokedId);
+    const results = huey.enqueue(
+      chord(
+        [
+          add.s(1, 2),
+          add.s(3, 4).with({ id: revokedId }),
+          add.s(5, 6).with({ expires: new Date(Date.now() - 1000) }),
+          slowEcho.s('cancel me', 1),
+        ],
+        collect,
+        'with gaps',
+      ),
+    );
+    assert.equal(results.length, 5);
+    assert.deepEqual(await results.at(4).get({ blocking: true, timeout: 10 }), ['with gaps', [3, null, null, null]]);
+  });
+
+  it('adds steps after the callback with then(), and handles the callback\'s failure with error()', async () => {
+    const { add, fail, tag, onError, total } = tasks;
+    const results = huey.enqueue(chord([add.s(1, 1), add.s(2, 2)], total, 'sum').then(tag, 'after'));
+    assert.equal(results.length, 4, 'two members, the callback, the step after it');
+    assert.deepEqual(await results.get({ blocking: true, timeout: 10 }), [2, 4, 'sum: 6 (0 failed)', 'after("sum: 6 (0 failed)")']);
+
+    handled.length = 0;
+    const failing = huey.enqueue(group([add.s(1, 1)]).then(fail, 'callback broke').error(onError, 'chord-error'));
+    await assert.rejects(failing.at(1).get({ blocking: true, timeout: 10 }), /callback broke/);
+    await until('the chord\'s error handler ran', () => handled.length === 1);
+    assert.equal(handled[0]![0], 'chord-error');
+  });
+
+  it('handles any member\'s failure with group().error(), once per failed member', async () => {
+    const { add, fail, onError } = tasks;
+    handled.length = 0;
+    const results = huey.enqueue(group([add.s(1, 1), fail.s('first broke'), add.s(2, 2).then(fail, 'second broke')]).error(onError, 'group-error'));
+    assert.equal(results.length, 3, 'one handle per member: a pipeline member\'s last step');
+    await until('both failures were handled', () => handled.length === 2);
+    assert.deepEqual(handled.map(([label, error]) => [label, error.remote.message]).sort(), [
+      ['group-error', 'first broke'],
+      ['group-error', 'second broke'],
+    ]);
+    assert.equal(await results.at(0).get({ blocking: true, timeout: 10 }), 2);
+  });
+
+  it('takes pipelines as members: the last step\'s result counts, a failed step\'s error if the pipeline broke early', async () => {
+    const { add, fail, onError, collect } = tasks;
+    handled.length = 0;
+    const results = huey.enqueue(
+      chord([add.s(1, 1).then(add, 10), fail.s('early').error(onError, 'member-error').then(add, 100), add.s(0, 0)], collect, 'pipes'),
+    );
+    assert.equal(results.length, 4);
+    const [label, values] = (await results.at(3).get({ blocking: true, timeout: 10 })) as [string, unknown[]];
+    assert.equal(label, 'pipes');
+    assert.deepEqual(values, [12, 'error: early', 0]);
+    await until('the member\'s own error handler ran too', () => handled.length === 1);
+    assert.equal(handled[0]![0], 'member-error');
+  });
+
+  it('nests a chord as a member of another: its callback\'s result is its result there', async () => {
+    const { add, total, collect } = tasks;
+    const inner = chord([add.s(1, 1), add.s(2, 2)], total, 'inner');
+    const results = huey.enqueue(chord([inner, add.s(5, 5)], collect, 'outer'));
+    assert.equal(results.length, 3, 'the inner chord\'s callback, the other member, the outer callback');
+    assert.deepEqual(await results.at(2).get({ blocking: true, timeout: 10 }), ['outer', ['inner: 6 (0 failed)', 10]]);
+  });
+
+  it('refuses a group without a callback as a chord member, as Huey does', () => {
+    const { add, total } = tasks;
+    assert.throws(() => huey.enqueue(chord([group([add.s(1, 1)]) as never, add.s(1, 1)], total, 'x')), /group without a callback cannot be a chord member/);
+  });
+});
+
+describe('signatures with settings', () => {
+  it('enqueues a signature alone, with settings from with(), and takes signatures in then()', async () => {
+    const { add } = tasks;
+    await stopWorkers();
+    try {
+      const later = huey.enqueue(add.s(1, 2).with({ delay: 60, priority: 3 }));
+      await later.enqueued;
+      const [scheduled] = await huey.scheduled();
+      assert.equal(scheduled?.id, later.id);
+      assert.equal(scheduled?.priority, 3);
+      assert.ok(scheduled!.eta! > Date.now() + 50_000);
+      await huey.storage.flushSchedule();
+
+      const pipe = huey.enqueue(add.s(1, 2).then(add.s(10).with({ retries: 2, expires: 30 })));
+      await pipe.enqueued;
+      const [head] = await huey.pending();
+      assert.deepEqual(head?.onComplete?.args, [10]);
+      assert.equal(head?.onComplete?.retries, 2);
+      assert.equal(head?.onComplete?.expiresIn, 30);
+      assert.throws(() => add.s(1, 2).with({ retries: -1 }), /retries must be/);
+      assert.throws(() => add.s(1).then(add.s(2), 3 as never), /arguments in the signature/);
+    } finally {
+      startWorkers();
+    }
   });
 });

@@ -7,9 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Consumer } from '../src/consumer/consumer.js';
+import { Scheduler } from '../src/consumer/scheduler.js';
 import { Worker } from '../src/consumer/worker.js';
-import { CancelExecution, ConfigurationError, MemoryHuey, RetryTask, TaskError, type SignalName, type TaskContext } from '../src/index.js';
+import { CancelExecution, ConfigurationError, MemoryHuey, RedisHuey, RetryTask, TaskError, type SignalName, type TaskContext } from '../src/index.js';
 import { killAll, ROOT, Spawned } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
@@ -367,5 +369,223 @@ describe('failure reporting', () => {
     assert.equal(error.remote.name, 'RangeError');
     assert.equal(error.remote.message, 'out of range');
     assert.equal(error.remote.taskName, 'broken');
+  });
+});
+
+describe('delays and expiry, on Redis with a real scheduler and worker', () => {
+  let redis: TestRedis;
+  let huey: InstanceType<typeof RedisHuey>;
+  let worker: Worker;
+  let scheduler: Scheduler;
+  let running: Promise<void>;
+  const ran: string[] = [];
+  const signals: Array<[SignalName, string]> = [];
+  let echo: ReturnType<typeof defineEcho>;
+
+  function defineEcho() {
+    return huey.task()(function echo(value: string) {
+      ran.push(value);
+      return value;
+    });
+  }
+
+  before(async () => {
+    redis = await startRedis();
+    huey = new RedisHuey(`delays-${randomUUID()}`, { url: redis.url });
+    echo = defineEcho();
+    huey.signal('enqueued', 'scheduled', 'expired', 'executing')((signal, task) => void signals.push([signal, task.args[0] as string]));
+    worker = new Worker(huey, 'delays-1', { blockingTimeout: 0.1 });
+    scheduler = new Scheduler(huey, { periodic: false });
+    running = worker.run();
+    scheduler.start();
+  });
+
+  after(async () => {
+    worker.stop();
+    await scheduler.stop();
+    await running;
+    await huey.close();
+    await redis.close();
+  });
+
+  it('starts a delayed task’s expiry when it falls due: delay 1 s with expires 0.5 s runs', async () => {
+    const result = echo.schedule({ args: ['late but fresh'], delay: 1, expires: 0.5 });
+    assert.equal(await result.get({ blocking: true, timeout: 10 }), 'late but fresh');
+    const message = result.message!;
+    assert.equal(message.expiresIn, 0.5);
+    assert.equal(message.expires, message.eta! + 500, 'the expiry counts from the eta');
+  });
+
+  it('still drops a task that waits in the queue past its expiry', async () => {
+    worker.stop();
+    await running;
+    try {
+      const stale = echo.schedule({ args: ['stale'], delay: 0, expires: 0.05 });
+      await stale.enqueued;
+      const deadline = stale.message!.expires!;
+      while (Date.now() <= deadline) await sleep(deadline + 1 - Date.now());
+      assert.equal(await new Worker(huey, 'delays-2').runOnce(), 1);
+      assert.ok(!ran.includes('stale'));
+      assert.ok(signals.some(([signal, value]) => signal === 'expired' && value === 'stale'));
+    } finally {
+      worker = new Worker(huey, 'delays-3', { blockingTimeout: 0.1 });
+      running = worker.run();
+    }
+  });
+
+  it('counts the expiry anew for each retry, as Huey does', async () => {
+    let calls = 0;
+    const flaky = huey.task({ retries: 1, retryDelay: 1 })(function flaky() {
+      calls++;
+      if (calls === 1) throw new Error('first try fails');
+      return calls;
+    });
+    // Without the restart, the retry (due 1 s after the failure) would have expired 0.5 s after the first run.
+    assert.equal(await flaky.schedule({ args: [], delay: 0, expires: 0.5 }).get({ blocking: true, timeout: 10 }), 2);
+  });
+
+  it('shows a delayed task in scheduled(), not pending(), signalled scheduled rather than enqueued', async () => {
+    signals.length = 0;
+    const later = echo.schedule({ args: ['in an hour'], delay: 3600 });
+    await later.enqueued;
+    assert.deepEqual((await huey.scheduled()).map((m) => m.id), [later.id]);
+    assert.deepEqual(await huey.pending(), []);
+    assert.deepEqual(signals, [['scheduled', 'in an hour']]);
+    await later.revoke();
+    await huey.storage.flushSchedule();
+  });
+
+  it('puts a message found in the queue before its eta back in the schedule, as Huey’s execute() does', async () => {
+    signals.length = 0;
+    const early = echo.s('too early').message();
+    early.eta = Date.now() + 700;
+    // As a producer whose clock runs ahead, or a hand-written message, would put it.
+    await huey.storage.enqueue(huey.serializeMessage(early));
+    const result = huey.result<string>(early.id);
+    assert.equal(await result.get({ blocking: true, timeout: 10 }), 'too early');
+    assert.ok(Date.now() >= early.eta, 'not before its eta');
+    const order = signals.filter(([, value]) => value === 'too early').map(([signal]) => signal);
+    assert.deepEqual(order, ['scheduled', 'executing']);
+  });
+});
+
+describe('errors while retries remain (storeIntermediateErrors)', () => {
+  function app(storeIntermediateErrors?: boolean) {
+    const huey = new MemoryHuey(`intermediate-${randomUUID()}`, { storeIntermediateErrors });
+    let calls = 0;
+    const handled: string[] = [];
+    const flaky = huey.task({ retries: 1 })(function flaky() {
+      calls++;
+      if (calls === 1) throw new Error('first try fails');
+      return 'second try works';
+    });
+    const onError = huey.task()(function onError(error: TaskError) {
+      handled.push(error.remote.message);
+    });
+    return { huey, flaky, onError, handled, worker: new Worker(huey, 'w1') };
+  }
+
+  it('by default stores only the last try’s outcome: a waiting get() sees the retry succeed', async () => {
+    const { huey, flaky, onError, handled, worker } = app();
+    const result = huey.enqueue(flaky.s().error(onError)).at(0);
+    await result.enqueued;
+    assert.equal(await worker.runOnce(), 1);
+    assert.equal(await result.get(), undefined, 'no error stored while a retry remains');
+    while ((await worker.runOnce()) > 0);
+    assert.equal(await result.get(), 'second try works');
+    assert.deepEqual(handled, []);
+  });
+
+  it('with storeIntermediateErrors, as Huey by default: each failure is stored and handled, and a later success replaces it', async () => {
+    const { huey, flaky, onError, handled, worker } = app(true);
+    const result = huey.enqueue(flaky.s().error(onError)).at(0);
+    await result.enqueued;
+    assert.equal(await worker.runOnce(), 1);
+    await assert.rejects(result.get({ preserve: true }), (error: unknown) => error instanceof TaskError && error.remote.message === 'first try fails' && error.remote.retries === 1);
+    while ((await worker.runOnce()) > 0);
+    assert.deepEqual(handled, ['first try fails'], 'the error handler ran for the failed try');
+    assert.equal(await result.get(), 'second try works');
+  });
+});
+
+describe('shared state, readiness and results that are off', () => {
+  it('keeps small values with put/get/delete, apart from results', async () => {
+    const huey = new MemoryHuey(`kv-${randomUUID()}`, { immediate: true });
+    const task = huey.task()(function same() {
+      return 'result';
+    });
+    await huey.put('config', { retries: 3, names: ['a'] });
+    const call = task.schedule({ args: [], delay: 0, id: 'config' });
+    assert.deepEqual(await huey.get('config', { peek: true }), { retries: 3, names: ['a'] });
+    assert.equal(await call.get({ preserve: true }), 'result', 'a task with the same id keeps its own result');
+    assert.deepEqual(await huey.get('config'), { retries: 3, names: ['a'] });
+    assert.equal(await huey.get('config'), undefined, 'get() reads the value away, as in Huey');
+    await huey.put('flag', 1);
+    assert.equal(await huey.delete('flag'), true);
+    assert.equal(await huey.delete('flag'), false);
+  });
+
+  it('says whether a result is ready without reading it away', async () => {
+    const huey = new MemoryHuey(`ready-${randomUUID()}`);
+    const task = huey.task()(function answer() {
+      return 42;
+    });
+    const result = task();
+    await result.enqueued;
+    assert.equal(await result.isReady(), false);
+    assert.equal(huey.readyToRun(result.message!), true);
+    assert.equal(huey.readyToRun({ ...result.message!, eta: Date.now() + 60_000 }), false);
+    await new Worker(huey, 'w1').runOnce();
+    assert.equal(await result.isReady(), true);
+    assert.equal(await result.get(), 42);
+  });
+
+  it('says plainly that there is nothing to read when results are off', async () => {
+    const huey = new MemoryHuey(`no-results-${randomUUID()}`, { results: false });
+    const task = huey.task()(function answer() {
+      return 42;
+    });
+    const result = task();
+    await assert.rejects(result.get({ blocking: true }), /keeps no results \(results: false\)/);
+    await assert.rejects(result.isReady(), /keeps no results/);
+  });
+});
+
+describe('reschedule() and cooperative timeouts', () => {
+  it('reschedules with a new expiry and priority', async () => {
+    const huey = new MemoryHuey(`reschedule-${randomUUID()}`);
+    const task = huey.task({ expires: 60 })(function later() {
+      return 'ran';
+    });
+    const first = task();
+    await first.enqueued;
+    const copy = await first.reschedule({ delay: 30, priority: 7, expires: 5 });
+    const [message] = await huey.scheduled();
+    assert.equal(message?.id, copy.id);
+    assert.equal(message?.priority, 7);
+    assert.equal(message?.expires, message!.eta! + 5000, 'the new expiry counts from the new eta');
+    await assert.rejects(first.reschedule({ delay: 1, priority: Number.NaN }), /priority must be/);
+    const kept = await first.reschedule({ eta: new Date(Date.now() + 10_000) });
+    assert.equal(kept.message?.expiresIn, 60, 'the task’s own relative expiry comes along, counted anew');
+    assert.equal(kept.message?.expires, kept.message!.eta! + 60_000);
+  });
+
+  it('tells a task how long it has left and stops a loop that checks', async () => {
+    const huey = new MemoryHuey(`cooperative-${randomUUID()}`, { immediate: true });
+    const seen: number[] = [];
+    const looping = huey.task({ context: true, timeout: 0.2 })(async function looping(task: TaskContext) {
+      seen.push(task.timeRemaining());
+      for (;;) {
+        task.checkTimeout();
+        await sleep(5);
+      }
+    });
+    const free = huey.task({ context: true })(function free(task: TaskContext) {
+      task.checkTimeout();
+      return task.timeRemaining();
+    });
+    await assert.rejects(looping().get({ blocking: true, timeout: 5 }), (error: unknown) => error instanceof TaskError && error.remote.name === 'TaskTimeout');
+    assert.ok(seen[0]! > 0 && seen[0]! <= 0.2, `time remaining at the start: ${seen[0]}`);
+    assert.equal(await free().get(), Infinity);
   });
 });

@@ -57,7 +57,7 @@ export const length = huey.task()(function length(text: string) {
 export const describeCount = huey.task()(function describeCount(label: string, n: number) {
   return `${label}: ${n}`;
 });
-export const sum = huey.task()(function sum(values: Array<number | TaskError>) {
+export const sum = huey.task()(function sum(values: Array<number | TaskError | null>) {
   return values.length;
 });
 

@@ -29,6 +29,8 @@ export class Scheduler {
   readonly periodic: boolean;
   private readonly now: () => number;
   private lastMinute = -1;
+  /** The eta of the soonest task left in the schedule at the last look, so the next look can be then rather than a tick later. */
+  private nextDue: number | null = null;
   private timer?: NodeJS.Timeout;
   private ticking?: Promise<void>;
 
@@ -59,10 +61,18 @@ export class Scheduler {
     await this.ticking;
   }
 
-  /** Ticks line up with the wall clock so that a new minute is seen right after it starts. */
+  /**
+   * Ticks line up with the wall clock so that a new minute is seen right
+   * after it starts; a delayed task due before the next tick is looked for
+   * at its eta, so it runs on time (and its expiry, counted from then, is not
+   * eaten by the wait for a tick).
+   */
   private delayToNextTick(): number {
     const ms = this.interval * 1000;
-    return ms - (this.now() % ms);
+    const now = this.now();
+    const tick = ms - (now % ms);
+    // A past eta (a message whose eta is not its place in the schedule) waits for the tick, not a busy loop.
+    return this.nextDue === null || this.nextDue <= now ? tick : Math.min(tick, this.nextDue - now);
   }
 
   /** One look: move what is due, and at a new minute, enqueue periodic tasks. */
@@ -70,10 +80,22 @@ export class Scheduler {
     const now = this.now();
     const moved = await this.huey.storage.enqueueDue(now);
     if (moved > 0) this.huey.logger.debug(`scheduler: enqueued ${moved} due task(s)`);
+    this.nextDue = await this.soonestEta();
     const minute = now - (now % MINUTE);
     if (this.periodic && minute !== this.lastMinute) {
       this.lastMinute = minute;
       await this.enqueuePeriodic(minute);
+    }
+  }
+
+  /** The eta of the soonest scheduled task, or null (none, or one that cannot be read: the tick will do). */
+  private async soonestEta(): Promise<number | null> {
+    const [data] = await this.huey.storage.scheduledItems(1);
+    if (data === undefined) return null;
+    try {
+      return this.huey.deserializeMessage(data).eta;
+    } catch {
+      return null;
     }
   }
 

@@ -496,6 +496,9 @@ export class Worker {
       case 'expired':
         logger.info(`${what} ${outcome.status}, not run`);
         break;
+      case 'scheduled':
+        logger.info(`${what} is not due yet, back in the schedule`);
+        break;
     }
   }
 }
