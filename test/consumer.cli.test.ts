@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { group } from '../src/index.js';
-import { killAll, runScript, startConsumer, type Spawned } from './support/processes.js';
+import { CONSUMER_BIN, killAll, ROOT, runScript, Spawned, startConsumer } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
 // End to end: the real huey-consumer process on examples/simple, fed by other processes.
@@ -156,6 +156,41 @@ describe('huey-consumer restart and logging', () => {
     assert.match(written, /^huey-ts consumer for "simple-example"/);
     assert.match(written, /^restarting workers$/m);
     assert.match(written, /^add [0-9a-f-]+ executed in \d/m);
+  });
+});
+
+describe('huey-consumer under systemd', () => {
+  it('runs from node_modules/.bin as the main process: reload restarts the workers, stop lets the running task finish', async () => {
+    // An app's node_modules as npm lays it out: the package, and its bin linked (and made executable) in .bin.
+    const app = mkdtempSync(join(tmpdir(), 'huey-systemd-'));
+    mkdirSync(join(app, 'node_modules/.bin'), { recursive: true });
+    symlinkSync(ROOT, join(app, 'node_modules/huey-ts'));
+    chmodSync(CONSUMER_BIN, 0o755);
+    const bin = join(app, 'node_modules/.bin/huey-consumer');
+    symlinkSync('../huey-ts/dist/cli/huey-consumer.js', bin);
+
+    // ExecStart= the bin itself; the unit's processes share a group, as they share a cgroup.
+    const consumer = new Spawned(bin, ['examples/simple/main.huey', '-w', '2', '-k', 'process', '--grace-period', '15'], { REDIS_URL: redis.url }, true);
+    await consumer.waitFor(/consumer running with/);
+    const mainPid = consumer.child.pid!;
+    assert.match(readFileSync(`/proc/${mainPid}/cmdline`, 'utf8'), /huey-consumer\0examples\/simple\/main\.huey/, '$MAINPID is the consumer, not a wrapper');
+    const first = new Set(workerPids(consumer).values());
+    assert.equal(first.size, 2);
+
+    // ExecReload=/bin/kill -HUP $MAINPID
+    process.kill(mainPid, 'SIGHUP');
+    await consumer.waitFor(/restarting workers[\s\S]*process worker started[\s\S]*process worker started/);
+    const pids = [...consumer.output.matchAll(/process worker started \(pid (\d+)\)/g)].map((match) => Number(match[1]));
+    assert.equal(pids.length, 4);
+    assert.ok(pids.slice(2).every((pid) => !first.has(pid)), 'new worker processes after the reload');
+    assert.equal(await example.add(2, 3).get({ blocking: true, timeout: 10 }), 5);
+
+    // systemctl stop: SIGTERM to every process of the unit (KillMode=control-group), within TimeoutStopSec.
+    const slow = example.slowAdd(1, 2, 1.5);
+    await reportedRunning(slow.id);
+    process.kill(-mainPid, 'SIGTERM');
+    assert.equal(await consumer.exited(20_000), 0, consumer.output);
+    assert.equal(await slow.get({ blocking: true, timeout: 5 }), 3, 'the running task finished within the grace period');
   });
 });
 
