@@ -577,8 +577,9 @@ export class Huey {
       try {
         await hook(context);
       } catch (error) {
-        // Canceled before it ran: in a chord it counts as null, as a revoked member does.
-        if (error instanceof CancelExecution) return this.cancel(message, context, error, { value: null });
+        // Canceled before it ran: in a chord it counts as null, as a revoked member does. As in
+        // Huey a hook's cancel is for good, unless it asks for a retry outright (which Huey ignores).
+        if (error instanceof CancelExecution) return this.cancel(message, context, error, { value: null, retry: error.retry === true });
         this.logger.error(`pre-execute hook failed for ${message.name} ${message.id}: ${errorText(error)}`);
       }
     }
@@ -763,16 +764,21 @@ export class Huey {
     return { status: 'retrying', error: request };
   }
 
-  private async cancel(message: Message, context: TaskContext, cancel: CancelExecution, chordOutcome?: StoredOutcome<unknown>): Promise<Outcome> {
+  private async cancel(
+    message: Message,
+    context: TaskContext,
+    cancel: CancelExecution,
+    before?: { value: null; retry: boolean },
+  ): Promise<Outcome> {
     await this.emit('canceled', message, cancel, context);
-    // As in Huey: retry: true forces a retry, undefined retries only when some are left.
-    const retry = cancel.retry === true || (cancel.retry === undefined && message.retries > 0);
+    // As in Huey: retry: true forces a retry, undefined retries only when some are left (in a task, not a hook).
+    const retry = before ? before.retry : cancel.retry === true || (cancel.retry === undefined && message.retries > 0);
     if (retry) {
       await this.retry({ ...message, retries: Math.max(message.retries, 1) }, context, cancel);
       return { status: 'retrying', error: cancel };
     }
     // As in Huey, the caller can read why: get() rejects with a TaskError naming CancelExecution, and .error() handlers run.
-    await this.settleFailure(message, cancel, chordOutcome);
+    await this.settleFailure(message, cancel, before && { value: null });
     return { status: 'canceled', error: cancel };
   }
 

@@ -55,6 +55,27 @@ describe('pre- and post-execute hooks, startup and shutdown hooks, signals', () 
     assert.ok(!signals.includes('executing'));
   });
 
+  it('cancels for good from a hook even with retries left, as Huey does, unless the hook asks for a retry', async () => {
+    const huey = new MemoryHuey(`hook-cancel-retry-${randomUUID()}`);
+    const ran: string[] = [];
+    huey.preExecute((task) => {
+      if (task.args[0] === 'stop') throw new CancelExecution('stopped by a hook');
+      if (task.args[0] === 'later' && task.retries === 2) throw new CancelExecution('put off', { retry: true });
+    });
+    const task = huey.task({ retries: 2 })(function hooked(what: string) {
+      ran.push(what);
+      return what;
+    });
+    const stopped = task('stop');
+    const later = task('later');
+    await Promise.all([stopped.enqueued, later.enqueued]);
+    const worker = new Worker(huey, 'w1');
+    while ((await worker.runOnce()) > 0);
+    assert.deepEqual(ran, ['later'], 'the plain cancel was not retried; the one that asked was');
+    await assert.rejects(stopped.get(), (error: unknown) => error instanceof TaskError && error.remote.name === 'CancelExecution');
+    assert.equal(await later.get(), 'later');
+  });
+
   it('unregisters hooks, saying whether one was registered', async () => {
     const huey = new MemoryHuey(`unregister-${randomUUID()}`, { immediate: true });
     const seen: string[] = [];
