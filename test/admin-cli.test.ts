@@ -74,6 +74,19 @@ describe('huey admin command', () => {
     assert.equal(await huey.isRevokedId(task.id), false);
     assert.equal((await admin('restore', 'examples/simple/main.huey', task.id)).code, 2, 'nothing to restore');
 
+    // A mistyped id is refused, not silently "revoked"; --force revokes an id yet to be used.
+    const typo = await admin('revoke', 'examples/simple/main.huey', `${task.id}x`);
+    assert.equal(typo.code, 2);
+    assert.match(typo.stdout, /no task \S+x is pending, scheduled, claimed or running.*--force/);
+    assert.equal(await huey.isRevokedId(`${task.id}x`), false);
+    assert.deepEqual(await json('revoke', 'examples/simple/main.huey', 'future-id', '--force'), { revoked: 'future-id' });
+    assert.equal(await huey.restoreById('future-id'), true);
+    const later = example.add.schedule({ args: [1, 1], delay: 3600 });
+    await later.enqueued;
+    assert.equal((await admin('revoke', 'examples/simple/main.huey', later.id)).code, 0, 'a scheduled task is known');
+    await huey.storage.flushSchedule();
+    await huey.restoreById(later.id);
+
     await huey.lockTask('reports').acquire();
     assert.deepEqual(await json('flush-locks', 'examples/simple/main.huey'), { flushed: ['reports'] });
     assert.equal((await admin('flush-locks', 'examples/simple/main.huey')).stdout.trim(), 'no lock was held');
@@ -91,6 +104,11 @@ describe('huey admin command', () => {
     await huey.storage.enqueue(huey.serializeMessage(stray));
     assert.equal(await new Worker(huey, 'admin-test').runOnce(), 1);
     assert.match((await admin('dead-letters', 'examples/simple/main.huey')).stdout, /unknown task "noSuchTask"/);
+    const [letter] = (await json('dead-letters', 'examples/simple/main.huey')) as Array<{ at: string; reason: string; message: { id: string; name: string } }>;
+    assert.equal(letter?.message.id, 'stray-1', 'the message as JSON, not a string to parse again');
+    assert.equal(letter?.message.name, 'noSuchTask');
+    assert.match(letter!.reason, /unknown task/);
+    assert.ok(!Number.isNaN(Date.parse(letter!.at)));
 
     assert.equal((await admin('retry', 'examples/simple/main.huey', 'stray-1')).stdout.trim(), 'retried dead-lettered task noSuchTask stray-1');
     assert.deepEqual((await huey.pending()).map((m) => m.id), ['stray-1']);

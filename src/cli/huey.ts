@@ -118,7 +118,9 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
     run: async (huey, argv) => {
       const letters = await huey.storage.deadLetters(argv.limit as number);
       const text = letters.map((letter) => `${new Date(letter.at).toISOString()}  ${escapeControls(letter.reason)}\n  ${escapeControls(letter.data)}`).join('\n');
-      return { data: letters, text: text || 'no dead letters' };
+      // For scripts, the message as a JSON value rather than a string to parse again; what is not JSON stays text.
+      const data = letters.map((letter) => ({ at: new Date(letter.at).toISOString(), reason: letter.reason, ...asJson(letter.data) }));
+      return { data, text: text || 'no dead letters' };
     },
   },
   result: {
@@ -138,11 +140,17 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
     options: (y) =>
       y
         .option('once', { type: 'boolean', default: false, describe: 'Only its next run' })
-        .option('until', { type: 'string', describe: 'Only until this ISO time' }),
+        .option('until', { type: 'string', describe: 'Only until this ISO time' })
+        .option('force', { type: 'boolean', default: false, describe: 'Revoke an id the queue does not hold (a call yet to be enqueued with it)' }),
     run: async (huey, argv) => {
       const id = String(argv.id);
       const until = argv.until === undefined ? undefined : DateTime.fromISO(String(argv.until));
       if (until && !until.isValid) throw new HueyError(`--until ${String(argv.until)} is not an ISO time`);
+      // A mistyped id would otherwise be "revoked" and the real task run anyway.
+      if (!argv.force && !(await isKnownTask(huey, id))) {
+        const text = `no task ${id} is pending, scheduled, claimed or running, and none has a stored result: nothing revoked (--force revokes it anyway)`;
+        return { data: { revoked: null, unknown: id }, text, code: 2 };
+      }
       await huey.revokeById(id, { revokeOnce: argv.once as boolean, revokeUntil: until });
       return { data: { revoked: id }, text: `revoked ${id}` };
     },
@@ -193,6 +201,40 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
     },
   },
 };
+
+/** A stored text as a JSON value (`message`), or as the text itself (`data`) when it is not JSON. */
+function asJson(data: string): { message: unknown } | { data: string } {
+  try {
+    return { message: JSON.parse(data) as unknown };
+  } catch {
+    return { data };
+  }
+}
+
+/**
+ * Whether the storage holds task `id` anywhere: a stored result, a worker
+ * running or holding it, the queue or the schedule. Reads every item (an
+ * admin command, run by hand), matching the id's text before parsing.
+ */
+async function isKnownTask(huey: Huey, id: string): Promise<boolean> {
+  const storage = huey.storage;
+  if (await storage.hasDataForKey(id)) return true;
+  const quoted = JSON.stringify(id);
+  const holds = (data: string) => {
+    if (!data.includes(quoted)) return false;
+    try {
+      return huey.deserializeMessage(data).id === id;
+    } catch {
+      return false;
+    }
+  };
+  const statuses = await storage.statuses();
+  if (Object.values(statuses).some((status) => status.includes(quoted))) return true;
+  for (const workerId of Object.keys(statuses)) {
+    if ((await storage.claimed(workerId)).some((claim) => holds(claim.data))) return true;
+  }
+  return (await storage.enqueuedItems()).some(holds) || (await storage.scheduledItems()).some(holds);
+}
 
 /** Ask on the terminal; without one, the answer is no (scripts pass --yes). */
 async function confirm(question: string): Promise<boolean> {
