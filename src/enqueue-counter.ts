@@ -1,6 +1,6 @@
 import type { Storage } from './storage/storage.js';
 
-/** Where the count of each task's enqueues lives in the storage's key/value data. */
+/** The storage counter that holds each task's enqueues. */
 export const enqueuedKey = (name: string) => `enqueued.${name}`;
 
 /**

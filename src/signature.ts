@@ -100,6 +100,13 @@ export class Pipeline<Rs extends unknown[]> {
     return new Pipeline(this.huey, [...this.steps, signatureOf(this.huey, next, args)], this.errorHandlers);
   }
 
+  /** Settings for the last step added so far (delay, priority, retries, expires, ...): `add.s(1, 2).then(add, 3).with({ retries: 2 })`. */
+  with(options: CallOptions): Pipeline<Rs> {
+    const steps = [...this.steps];
+    steps[steps.length - 1] = steps[steps.length - 1]!.with(options);
+    return new Pipeline<Rs>(this.huey, steps, this.errorHandlers);
+  }
+
   /** Handle a failure of the last step added so far. */
   error<A extends unknown[]>(handler: TaskWrapper<[...A, TaskError], unknown> | Signature<unknown>, ...args: A): Pipeline<Rs> {
     const handlers = [...this.errorHandlers];
@@ -272,7 +279,7 @@ export async function countIntoChord(huey: Huey, message: Message, outcome: Stor
     const stored = serializer.deserialize((await storage.popData(slot(i))) ?? 'null') as StoredOutcome<unknown> | null;
     results.push(stored === null ? undefined : 'value' in stored ? stored.value : new TaskError(stored.error));
   }
-  await storage.deleteData(`chord.${chord.id}`);
+  await storage.deleteCounter(`chord.${chord.id}`);
   try {
     await huey.enqueue({ ...chord.callback, args: [...chord.callback.args, results] });
   } catch (error) {

@@ -246,14 +246,18 @@ describe('signatures with settings', () => {
       assert.ok(scheduled!.eta! > Date.now() + 50_000);
       await huey.storage.flushSchedule();
 
-      const pipe = huey.enqueue(add.s(1, 2).then(add.s(10).with({ retries: 2, expires: 30 })));
+      const pipe = huey.enqueue(add.s(1, 2).then(add, 10).with({ retries: 2, expires: 30 }));
       await pipe.enqueued;
       const [head] = await huey.pending();
       assert.deepEqual(head?.onComplete?.args, [10]);
       assert.equal(head?.onComplete?.retries, 2);
       assert.equal(head?.onComplete?.expiresIn, 30);
       assert.throws(() => add.s(1, 2).with({ retries: -1 }), /retries must be/);
-      assert.throws(() => add.s(1).then(add.s(2), 3 as never), /arguments in the signature/);
+      assert.throws(() => add.s(1, 1).then(add.s(2, 2) as never, 3 as never), /arguments in the signature/);
+      const signed = huey.enqueue(add.s(1, 2).then(add.s(5, 5).with({ priority: 4 })));
+      await signed.enqueued;
+      const [, second] = await huey.pending();
+      assert.equal(second?.onComplete?.priority, 4, 'a signature as the next step keeps its settings');
     } finally {
       startWorkers();
     }

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RateLimitExceeded, RedisHuey } from '../src/index.js';
+import { RateLimitExceeded, RedisHuey, TaskError } from '../src/index.js';
 import { Worker } from '../src/consumer/worker.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
@@ -77,6 +77,95 @@ describe('rate limits', () => {
       return true;
     });
     assert.throws(() => huey.rateLimit('bad', { limit: 0, per: 1 }), /whole positive `limit`/);
+    await huey.flush();
+    await huey.close();
+  });
+
+  it('counts the runs of the current window, and lets a reset free it again', async () => {
+    const huey = new RedisHuey('rate-reset', { url: redis.url });
+    const ran: number[] = [];
+    const limit = huey.rateLimit('syncs', { limit: 2, per: HOUR });
+    const sync = huey.task()(limit(function sync(n: number) {
+      ran.push(n);
+    }));
+    const worker = new Worker(huey, 'reset-1', { blockingTimeout: 0.1 });
+    const drain = async () => {
+      while ((await huey.pendingCount()) > 0) await worker.runOnce(100);
+    };
+    assert.equal(await limit.currentUsage(), 0);
+    await Promise.all([sync(1), sync(2), sync(3)].map((r) => r.enqueued));
+    await drain();
+    assert.deepEqual(ran, [1, 2]);
+    assert.equal(await limit.currentUsage(), 2, 'the refused third run is not counted');
+    assert.equal(await huey.scheduledCount(), 1);
+
+    await limit.reset();
+    assert.equal(await limit.currentUsage(), 0);
+    await Promise.all([sync(4), sync(5), sync(6)].map((r) => r.enqueued));
+    await drain();
+    assert.deepEqual(ran, [1, 2, 4, 5], 'two more runs in the same window');
+    assert.equal(await limit.currentUsage(), 2);
+    assert.equal(await huey.scheduledCount(), 2);
+    // The count is a counter, not data: it never shows among the results.
+    assert.deepEqual(Object.keys(await huey.storage.resultItems()).filter((key) => key.startsWith('ratelimit.')), []);
+    await huey.flush();
+    await huey.close();
+  });
+
+  /** A task over `{ limit: 1, per: HOUR, ...options }` with `retries`, two calls of it run by one worker, and every signal of each call in order. */
+  async function overLimit(name: string, options: { retry?: boolean }, retries: number) {
+    const huey = new RedisHuey(name, { url: redis.url });
+    const limit = huey.rateLimit('charges', { limit: 1, per: HOUR, ...options });
+    const charge = huey.task({ retries })(limit(function charge(n: number) {
+      return n;
+    }));
+    const signals = new Map<string, string[]>();
+    huey.signal('rate-limited', 'retrying', 'scheduled', 'error', 'complete')((signal, task) => {
+      signals.set(task.id, [...(signals.get(task.id) ?? []), signal]);
+    });
+    const calls = [charge(1), charge(2)];
+    await Promise.all(calls.map((r) => r.enqueued));
+    const worker = new Worker(huey, `${name}-1`, { blockingTimeout: 0.1 });
+    while ((await huey.pendingCount()) > 0) await worker.runOnce(100);
+    // Which call the limit let through is up to the worker; the other is the one refused.
+    const [passed, refused] = signals.get(calls[0]!.id)?.includes('complete') ? calls : [calls[1]!, calls[0]!];
+    assert.deepEqual(signals.get(passed!.id), ['complete']);
+    return { huey, limit, passed: passed!, refused: refused!, signals: signals.get(refused!.id) ?? [] };
+  }
+
+  /** The TaskError a refused call's result rejects with names the limit's error. */
+  const rateLimitFailure = (error: unknown) => {
+    assert.ok(error instanceof TaskError);
+    assert.equal(error.remote.name, 'RateLimitExceeded');
+    assert.match(error.message, /rate limit "charges" is exceeded/);
+    return true;
+  };
+
+  it('signals rate-limited, retrying, then scheduled as a refused run goes to the next window', async () => {
+    const { huey, refused, signals } = await overLimit('rate-order', {}, 0);
+    assert.deepEqual(signals, ['rate-limited', 'retrying', 'scheduled']);
+    assert.deepEqual((await huey.scheduled()).map((message) => message.id), [refused.id]);
+    await huey.flush();
+    await huey.close();
+  });
+
+  it('fails a run over a limit with retry: false as any error, when it has no retries left', async () => {
+    const { huey, limit, passed, refused, signals } = await overLimit('rate-no-retry', { retry: false }, 0);
+    assert.equal(limit.options.retry, false);
+    assert.deepEqual(signals, ['rate-limited']);
+    assert.equal(await huey.scheduledCount(), 0, 'no copy waits for the next window');
+    assert.ok([1, 2].includes((await passed.get({ blocking: true, timeout: 10 })) as number));
+    await assert.rejects(refused.get({ blocking: true, timeout: 10 }), rateLimitFailure);
+    await huey.flush();
+    await huey.close();
+  });
+
+  it('uses a retry for a run over a limit with retry: false, then fails it', async () => {
+    const { huey, refused, signals } = await overLimit('rate-no-retry-retries', { retry: false }, 1);
+    // Refused, retried at once with its one retry, refused again, failed for good.
+    assert.deepEqual(signals, ['rate-limited', 'retrying', 'rate-limited']);
+    assert.equal(await huey.scheduledCount(), 0);
+    await assert.rejects(refused.get({ blocking: true, timeout: 10 }), rateLimitFailure);
     await huey.flush();
     await huey.close();
   });

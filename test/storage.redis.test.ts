@@ -23,6 +23,8 @@ describe('redis key layout', () => {
     await storage.dequeue('w1');
     await storage.addToSchedule('s', 1);
     await storage.putData('k', 'v');
+    await storage.putResult('t', 'v', 60_000);
+    await storage.increment('enqueued.task');
     await storage.deadLetter((await storage.dequeue('w1'))!, 'test');
     await storage.enqueue('c');
     const client = createClient({ url: redis.url });
@@ -30,14 +32,20 @@ describe('redis key layout', () => {
     const keys = (await client.keys('*')).filter((k) => k.includes('{layout}')).sort();
     assert.deepEqual(keys, [
       'huey.{layout}.claimed.w1',
+      'huey.{layout}.counters',
       'huey.{layout}.dead',
       'huey.{layout}.queue',
+      'huey.{layout}.result.t',
       'huey.{layout}.results',
+      'huey.{layout}.results.expiry',
       'huey.{layout}.schedule',
     ]);
     assert.equal(await client.type('huey.{layout}.queue'), 'list');
     assert.equal(await client.type('huey.{layout}.schedule'), 'zset');
     assert.equal(await client.type('huey.{layout}.results'), 'hash');
+    assert.equal(await client.type('huey.{layout}.counters'), 'hash');
+    assert.equal(await client.type('huey.{layout}.result.t'), 'string');
+    assert.equal(await client.type('huey.{layout}.results.expiry'), 'zset');
     await storage.flushAll();
     assert.deepEqual((await client.keys('*')).filter((k) => k.includes('{layout}')), []);
     await client.close();

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { SqliteStorage } from '../src/index.js';
 import { storageConformance } from './support/storage-conformance.js';
 
@@ -24,6 +25,46 @@ describe('sqlite storage', () => {
     assert.deepEqual(await again.enqueuedItems(), ['for one']);
     assert.equal(await again.peekData('k'), 'v');
     await Promise.all([again.close(), two.close()]);
+  });
+
+  it('moves the counters an earlier version kept among the data to their own table, once', async () => {
+    const filename = join(dir, 'earlier.db');
+    const made = new SqliteStorage('old', { filename });
+    await made.connect();
+    await made.close();
+    // The file as an earlier version left it: counters in the data table, no counters table.
+    const db = new Database(filename);
+    db.exec('DROP TABLE "huey_old_counters"');
+    const put = db.prepare('INSERT INTO "huey_old_data" (key, value, expires_at) VALUES (?, ?, ?)');
+    for (const [key, value, expires] of [
+      ['enqueued.send', '12', null],
+      ['chord.c1', '2', null],
+      ['chord.c1.0', '{"value":1}', null],
+      ['ratelimit.mails.480000', '3', null],
+      ['periodic.nightly', '1700000000000', null],
+      ['enqueued.odd', 'not a number', null],
+      ['task-id', '7', null],
+      ['chord.brief', '1', Date.now() + 60_000],
+    ] as const) {
+      put.run(key, value, expires);
+    }
+    db.close();
+
+    const opened = new SqliteStorage('old', { filename });
+    assert.deepEqual(await opened.counters(''), { 'enqueued.send': 12, 'chord.c1': 2, 'ratelimit.mails.480000': 3, 'periodic.nightly': 1_700_000_000_000 });
+    assert.deepEqual(await opened.resultItems(), { 'chord.c1.0': '{"value":1}', 'enqueued.odd': 'not a number', 'task-id': '7', 'chord.brief': '1' });
+    // Carried on from where they were.
+    assert.equal(await opened.increment('chord.c1'), 3);
+    assert.equal(await opened.putIfGreater('periodic.nightly', 1_700_000_000_000), false);
+    await opened.close();
+    // Moved once: a data key of a counter's name written later stays data.
+    const again = new SqliteStorage('old', { filename });
+    await again.putData('enqueued.send', '5');
+    await again.close();
+    const third = new SqliteStorage('old', { filename });
+    assert.equal(await third.peekData('enqueued.send'), '5');
+    assert.deepEqual(await third.counters('enqueued.'), { 'enqueued.send': 12 });
+    await third.close();
   });
 
   it('says clearly when the file cannot be opened', async () => {

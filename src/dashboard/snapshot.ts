@@ -58,7 +58,7 @@ const row = (m: Message | CorruptItem): TaskRow | CorruptItem =>
 export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
   const { storage } = huey;
   const now = Date.now();
-  const [pending, pendingByPriority, pendingTasks, scheduledCount, scheduled, statuses, events, revokedIds, revokedTasks, locks, deadLetterCount, deadLetters, enqueuedKeys, paused] =
+  const [pending, pendingByPriority, pendingTasks, scheduledCount, scheduled, statuses, events, revokedIds, revokedTasks, locks, deadLetterCount, deadLetters, enqueuedCounters, paused] =
     await Promise.all([
       storage.queueSize(),
       storage.queueSizeByPriority(),
@@ -73,11 +73,10 @@ export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
       storage.dataKeys(lockKey(''), LIST_LIMIT),
       storage.deadLetterCount(),
       storage.deadLetters(LIST_LIMIT),
-      storage.dataKeys(enqueuedKey('')),
+      storage.counters(enqueuedKey('')),
       huey.isPaused(),
     ]);
-  const enqueuedCounts = enqueuedKeys.length ? await storage.peekDataMany(enqueuedKeys) : [];
-  const enqueued = Object.fromEntries(enqueuedKeys.map((key, i) => [key.slice(enqueuedKey('').length), Number(enqueuedCounts[i] ?? 0)]));
+  const enqueued = Object.fromEntries(Object.entries(enqueuedCounters).map(([key, count]) => [key.slice(enqueuedKey('').length), count]));
 
   const workers: Snapshot['workers'] = [];
   for (const [id, text] of Object.entries(statuses)) {

@@ -27,7 +27,10 @@ export class MemoryStorage implements Storage {
   private status = new Map<string, string>();
   /** Newest first. */
   private eventLog: string[] = [];
+  /** When each value stored with a time to live lapses, ms since the epoch. */
   private expiries = new Map<string, number>();
+  /** Counters and high-water marks, apart from the key/value data. */
+  private counts = new Map<string, number>();
   private watchers = new Map<string, Set<() => void>>();
   /** Times each message was put back unstarted from a consumer that died. */
   private stalls = new Map<string, number>();
@@ -243,6 +246,7 @@ export class MemoryStorage implements Storage {
 
   async putData(key: string, value: string): Promise<void> {
     this.data.set(key, value);
+    this.expiries.delete(key);
   }
 
   async putResult(id: string, value: string, ttlMs?: number, ack?: Claim): Promise<void> {
@@ -273,6 +277,16 @@ export class MemoryStorage implements Storage {
     return this.data.has(key);
   }
 
+  /** Every live key, lapsed ones dropped on the way. */
+  private liveKeys(): string[] {
+    return [...this.data.keys()].filter((key) => this.live(key));
+  }
+
+  private remove(key: string): boolean {
+    this.expiries.delete(key);
+    return this.data.delete(key);
+  }
+
   async peekData(key: string): Promise<string | null> {
     return this.live(key) ? this.data.get(key)! : null;
   }
@@ -283,63 +297,70 @@ export class MemoryStorage implements Storage {
 
   async popData(key: string): Promise<string | null> {
     const value = this.live(key) ? this.data.get(key)! : null;
-    this.data.delete(key);
-    this.expiries.delete(key);
+    this.remove(key);
     return value;
   }
 
   async putIfEmpty(key: string, value: string): Promise<boolean> {
-    if (this.data.has(key)) return false;
+    if (this.live(key)) return false;
     this.data.set(key, value);
     return true;
   }
 
   async deleteData(key: string): Promise<boolean> {
-    return this.data.delete(key);
+    return this.live(key) && this.remove(key);
   }
 
   async deleteIfEqual(key: string, value: string): Promise<boolean> {
-    if (this.data.get(key) !== value) return false;
-    return this.data.delete(key);
-  }
-
-  async increment(key: string, by = 1): Promise<number> {
-    const value = Number(this.data.get(key) ?? 0) + by;
-    this.data.set(key, String(value));
-    return value;
-  }
-
-  async putIfGreater(key: string, value: number): Promise<boolean> {
-    const current = this.data.get(key);
-    if (current !== undefined && Number(current) >= value) return false;
-    this.data.set(key, String(value));
-    return true;
+    return this.live(key) && this.data.get(key) === value && this.remove(key);
   }
 
   async hasDataForKey(key: string): Promise<boolean> {
-    return this.data.has(key);
+    return this.live(key);
   }
 
   async resultStoreSize(): Promise<number> {
-    return this.data.size;
+    return this.liveKeys().length;
   }
 
   async resultItems(): Promise<Record<string, string>> {
-    return Object.fromEntries(this.data);
+    return Object.fromEntries(this.liveKeys().map((key) => [key, this.data.get(key)!]));
   }
 
   async flushResults(): Promise<void> {
     this.data.clear();
+    this.expiries.clear();
+  }
+
+  async dataKeys(prefix: string, limit = Infinity): Promise<string[]> {
+    return [...this.data.keys()].filter((key) => key.startsWith(prefix) && this.live(key)).slice(0, limit);
+  }
+
+  async increment(key: string, by = 1): Promise<number> {
+    const value = (this.counts.get(key) ?? 0) + by;
+    this.counts.set(key, value);
+    return value;
+  }
+
+  async putIfGreater(key: string, value: number): Promise<boolean> {
+    const current = this.counts.get(key);
+    if (current !== undefined && current >= value) return false;
+    this.counts.set(key, value);
+    return true;
+  }
+
+  async counters(prefix: string): Promise<Record<string, number>> {
+    return Object.fromEntries([...this.counts].filter(([key]) => key.startsWith(prefix)));
+  }
+
+  async deleteCounter(key: string): Promise<boolean> {
+    return this.counts.delete(key);
   }
 
   async queueSizeByPriority(): Promise<Array<[number, number]>> {
     const counts = new Map<number, number>();
     for (const item of this.queue) counts.set(item.priority, (counts.get(item.priority) ?? 0) + 1);
     return [...counts].sort((a, b) => b[0] - a[0]);
-  }
-
-  async dataKeys(prefix: string, limit = Infinity): Promise<string[]> {
-    return [...this.data.keys()].filter((key) => key.startsWith(prefix) && this.live(key)).slice(0, limit);
   }
 
   async putStatus(id: string, value: string): Promise<void> {
@@ -370,6 +391,8 @@ export class MemoryStorage implements Storage {
     this.claims.clear();
     this.schedule = [];
     this.data.clear();
+    this.expiries.clear();
+    this.counts.clear();
     this.dead = [];
     this.leases.clear();
     this.stalls.clear();

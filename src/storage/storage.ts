@@ -126,7 +126,13 @@ export interface Storage {
   flushSchedule(): Promise<void>;
 
   // ---- key/value data: results, revocation flags, locks ----
+  //
+  // A value stored with a time to live (`putResult` with `ttlMs`) is present
+  // to every method below until it lapses, exactly as one without, and absent
+  // to every one of them after. Counters (`increment`, `putIfGreater`) live
+  // apart: none of these methods sees them.
 
+  /** Store `value` at `key` for good, replacing any value there (and its time to live). */
   putData(key: string, value: string): Promise<void>;
   /**
    * Store a task's result under its id (kept `ttlMs` when given, for good
@@ -143,32 +149,44 @@ export interface Storage {
   watchResult(id: string, listener: () => void): Promise<(() => void) | null>;
   /** The value at `key`, or null. */
   peekData(key: string): Promise<string | null>;
-  /** The values at `keys` (written with putData), null where empty, in one round trip. */
+  /** The values at `keys`, null where empty, in one round trip. */
   peekDataMany(keys: readonly string[]): Promise<Array<string | null>>;
   /** The value at `key` (null if none), removed in the same step. */
   popData(key: string): Promise<string | null>;
-  /** Set `key` only if it is empty. True when this call set it. */
+  /** Set `key` (for good) only if it is empty. True when this call set it. */
   putIfEmpty(key: string, value: string): Promise<boolean>;
   /** Delete `key`. True when it existed. */
   deleteData(key: string): Promise<boolean>;
   /** Delete `key` only while it still holds `value` (compare-and-delete). True when deleted. */
   deleteIfEqual(key: string, value: string): Promise<boolean>;
   hasDataForKey(key: string): Promise<boolean>;
-  /** Add `by` to the number at `key` (0 when empty) and return the new value, atomically. */
+  /** How many keys the key/value data holds (results, flags, locks; no counters). */
+  resultStoreSize(): Promise<number>;
+  /** Every key and value of the key/value data (no counters). */
+  resultItems(): Promise<Record<string, string>>;
+  /** Drop all key/value data. Counters stay: they are bookkeeping (enqueue totals, open windows and chords, periodic marks), not results. */
+  flushResults(): Promise<void>;
+  /** Up to `limit` keys of the key/value data that start with `prefix` (revocation flags, locks). */
+  dataKeys(prefix: string, limit?: number): Promise<string[]>;
+
+  // ---- counters: numbers kept apart from the key/value data ----
+  //
+  // A counter and a data key of the same name never affect each other, and
+  // counters never show in resultItems, resultStoreSize or dataKeys. Only
+  // `flushAll` and `deleteCounter` remove them.
+
+  /** Add `by` to the counter `key` (0 when absent) and return the new value, atomically. */
   increment(key: string, by?: number): Promise<number>;
   /**
-   * Set `key` to `value` only if it is empty or holds a smaller number: a
+   * Set the counter `key` to `value` only if it is absent or smaller: a
    * high-water mark. True when this call raised it. Several schedulers use it
    * so that only one enqueues a periodic task for a given minute.
    */
   putIfGreater(key: string, value: number): Promise<boolean>;
-  resultStoreSize(): Promise<number>;
-  /** Every key and value in the result store. */
-  resultItems(): Promise<Record<string, string>>;
-  flushResults(): Promise<void>;
-
-  /** Up to `limit` keys of the key/value data that start with `prefix` (revocation flags, locks). */
-  dataKeys(prefix: string, limit?: number): Promise<string[]>;
+  /** Every counter whose key starts with `prefix`, by key. */
+  counters(prefix: string): Promise<Record<string, number>>;
+  /** Remove the counter `key`. True when it existed. */
+  deleteCounter(key: string): Promise<boolean>;
 
   // ---- activity: what workers report for the dashboard, the admin command and metrics ----
 
@@ -183,7 +201,7 @@ export interface Storage {
   /** Up to `limit` events, newest first. */
   events(limit?: number): Promise<string[]>;
 
-  /** Drop everything this instance keeps: queue, claims, schedule, data and activity. */
+  /** Drop everything this instance keeps: queue, claims, schedule, data, counters and activity. */
   flushAll(): Promise<void>;
 }
 

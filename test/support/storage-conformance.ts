@@ -378,7 +378,7 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       const values = await Promise.all(Array.from({ length: 20 }, () => storage.increment('count')));
       assert.deepEqual([...values].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1));
       assert.equal(await storage.increment('count', 5), 25);
-      assert.equal(await storage.peekData('count'), '25');
+      assert.deepEqual(await storage.counters('count'), { count: 25 });
     });
 
     it('raises a high-water mark only upwards, once per value', async () => {
@@ -387,7 +387,88 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.equal(await storage.putIfGreater('mark', 9), false);
       const racers = await Promise.all([11, 11, 11].map((v) => storage.putIfGreater('mark', v)));
       assert.deepEqual(racers.filter(Boolean).length, 1);
-      assert.equal(await storage.peekData('mark'), '11');
+      assert.deepEqual(await storage.counters('mark'), { mark: 11 });
+    });
+
+    it('keeps counters apart from data of the same name', async () => {
+      await storage.putResult('shared', 'a result');
+      assert.equal(await storage.increment('shared', 2), 2);
+      assert.equal(await storage.peekData('shared'), 'a result');
+      assert.equal(await storage.putIfGreater('shared', 5), true);
+      assert.equal(await storage.increment('shared'), 6);
+      await storage.putData('shared', 'replaced');
+      assert.equal(await storage.deleteData('shared'), true);
+      assert.deepEqual(await storage.counters('shared'), { shared: 6 }, 'data writes and deletes leave the counter');
+      assert.equal(await storage.putIfEmpty('shared', 'again'), true, 'a counter does not make its key look taken');
+      assert.equal(await storage.deleteCounter('shared'), true);
+      assert.equal(await storage.deleteCounter('shared'), false);
+      assert.deepEqual(await storage.counters('shared'), {});
+      assert.equal(await storage.peekData('shared'), 'again', 'deleting the counter leaves the data');
+    });
+
+    it('lists counters by prefix, never among the data, and keeps them through flushResults', async () => {
+      await storage.increment('enqueued.a', 3);
+      await storage.increment('enqueued.b');
+      await storage.increment('enqueued*');
+      await storage.putIfGreater('periodic.p', 1_700_000_000_000);
+      await storage.putData('enqueued.c', 'data');
+      assert.equal(await storage.resultStoreSize(), 1);
+      assert.deepEqual(await storage.resultItems(), { 'enqueued.c': 'data' });
+      assert.deepEqual(await storage.dataKeys('enqueued.'), ['enqueued.c']);
+      assert.deepEqual(await storage.counters('enqueued.'), { 'enqueued.a': 3, 'enqueued.b': 1 });
+      assert.deepEqual(await storage.counters('enqueued*'), { 'enqueued*': 1 }, 'a prefix is matched as written');
+      assert.deepEqual(await storage.counters(''), { 'enqueued.a': 3, 'enqueued.b': 1, 'enqueued*': 1, 'periodic.p': 1_700_000_000_000 });
+      assert.deepEqual(await storage.counters('none.'), {});
+      await storage.flushResults();
+      assert.equal(await storage.resultStoreSize(), 0);
+      assert.deepEqual(await storage.counters('enqueued.'), { 'enqueued.a': 3, 'enqueued.b': 1 });
+      await storage.flushAll();
+      assert.deepEqual(await storage.counters(''), {});
+    });
+
+    it('counts a value with a time to live as present everywhere until it lapses', async () => {
+      await storage.putData('plain', 'p');
+      await storage.putResult('kept', 'for a minute', 60_000);
+      assert.equal(await storage.hasDataForKey('kept'), true);
+      assert.equal(await storage.putIfEmpty('kept', 'other'), false);
+      assert.equal(await storage.peekData('kept'), 'for a minute');
+      assert.deepEqual(await storage.peekDataMany(['kept', 'plain', 'none']), ['for a minute', 'p', null]);
+      assert.equal(await storage.resultStoreSize(), 2);
+      assert.deepEqual(await storage.resultItems(), { plain: 'p', kept: 'for a minute' });
+      assert.deepEqual(await storage.dataKeys('kep'), ['kept']);
+      assert.equal(await storage.deleteIfEqual('kept', 'other'), false);
+      assert.equal(await storage.deleteIfEqual('kept', 'for a minute'), true);
+      assert.equal(await storage.hasDataForKey('kept'), false);
+      await storage.putResult('dropped', 'for a minute', 60_000);
+      assert.equal(await storage.deleteData('dropped'), true);
+      assert.equal(await storage.deleteData('dropped'), false);
+      assert.equal(await storage.peekData('dropped'), null);
+      assert.equal(await storage.resultStoreSize(), 1);
+
+      // Written again without a time to live, a value stays for good.
+      await storage.putResult('rewritten', 'brief', 60);
+      await storage.putData('rewritten', 'for good');
+      await storage.putResult('stored again', 'brief', 60);
+      await storage.putResult('stored again', 'for good');
+      // Watched with peekData until it lapses; its twin, put first (so it lapses no later), is never peeked at.
+      await storage.putResult('lapsed', 'brief', 60);
+      await storage.putResult('watched', 'brief', 60);
+      const deadline = Date.now() + 5000;
+      while ((await storage.peekData('watched')) !== null) {
+        assert.ok(Date.now() < deadline, 'a value with a time to live lapses');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(await storage.hasDataForKey('lapsed'), false);
+      assert.equal(await storage.resultStoreSize(), 3);
+      assert.deepEqual(await storage.resultItems(), { plain: 'p', rewritten: 'for good', 'stored again': 'for good' });
+      assert.deepEqual(await storage.dataKeys('lapse'), []);
+      assert.deepEqual(await storage.peekDataMany(['lapsed']), [null]);
+      assert.equal(await storage.deleteData('lapsed'), false);
+      assert.equal(await storage.deleteIfEqual('lapsed', 'brief'), false);
+      assert.equal(await storage.popData('lapsed'), null);
+      assert.equal(await storage.putIfEmpty('lapsed', 'taken'), true);
+      assert.equal(await storage.peekData('lapsed'), 'taken');
+      assert.equal(await storage.resultStoreSize(), 4);
     });
 
     it('lists, counts and flushes results', async () => {
@@ -401,6 +482,8 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
 
     it('flushes everything at once', async () => {
       await storage.enqueue('q');
+      await storage.increment('c');
+      await storage.putResult('t', 'brief', 60_000);
       await storage.enqueue('claimed');
       await storage.dequeue('w9');
       await storage.addToSchedule('s', 1);
@@ -409,6 +492,8 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.equal(await storage.queueSize(), 0);
       assert.equal(await storage.scheduleSize(), 0);
       assert.equal(await storage.resultStoreSize(), 0);
+      assert.equal(await storage.peekData('t'), null);
+      assert.deepEqual(await storage.counters(''), {});
       assert.deepEqual(await storage.claimed('w9'), []);
     });
   });

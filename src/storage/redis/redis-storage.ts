@@ -21,6 +21,10 @@ export class RedisKeys {
   readonly queue: string;
   readonly schedule: string;
   readonly data: string;
+  /** Ids of the results kept in keys of their own (with a time to live), scored by when they lapse (ms, Redis clock). */
+  readonly resultExpiry: string;
+  /** Counters and high-water marks, apart from the data: key → integer. */
+  readonly counters: string;
   readonly dead: string;
   /** The channel a stored result's id is published on. */
   readonly resultsChannel: string;
@@ -45,6 +49,8 @@ export class RedisKeys {
     this.queue = `${this.prefix}.queue`;
     this.schedule = `${this.prefix}.schedule`;
     this.data = `${this.prefix}.results`;
+    this.resultExpiry = `${this.prefix}.results.expiry`;
+    this.counters = `${this.prefix}.counters`;
     this.dead = `${this.prefix}.dead`;
     this.leases = `${this.prefix}.leases`;
     this.workers = `${this.prefix}.workers`;
@@ -91,6 +97,9 @@ const deadLetterEntry = (letter: DeadLetter): string => JSON.stringify({ data: l
 
 /** Most due messages moved by one scheduler step; the rest follow on the next. */
 const ENQUEUE_DUE_BATCH = 1000;
+
+/** A SCAN pattern matching every name that starts with `prefix`, its glob characters escaped. */
+const startsWith = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
 
 /**
  * The production storage, on node-redis. The queue is a list: producers LPUSH,
@@ -495,9 +504,13 @@ export class RedisStorage implements Storage {
     });
   }
 
+  // Key/value data: the data hash, and for results with a time to live a key
+  // of their own (which Redis expires) listed in the expiry index. Every
+  // method looks in both; writes keep a key in one place only.
+
   async putData(key: string, value: string): Promise<void> {
     return this.guard(async () => {
-      await (await this.ready()).hSet(this.keys.data, key, value);
+      await (await this.ready()).multi().hSet(this.keys.data, key, value).del(this.keys.result(key)).zRem(this.keys.resultExpiry, key).exec();
     });
   }
 
@@ -505,7 +518,7 @@ export class RedisStorage implements Storage {
     // Without an ack, the claim keys are not touched: any key of this instance fills their places.
     const claimed = ack ? this.keys.claimed(ack.workerId) : this.keys.queue;
     const started = ack ? this.keys.started(ack.workerId) : this.keys.queue;
-    const keys = [this.keys.data, this.keys.result(id), this.keys.resultsChannel, claimed, started, this.keys.stalls];
+    const keys = [this.keys.data, this.keys.result(id), this.keys.resultsChannel, claimed, started, this.keys.stalls, this.keys.resultExpiry];
     const receipt = ack ? (ack.receipt ?? ack.data) : '';
     const args = [id, value, Math.ceil(ttlMs), receipt, ...(ack ? this.takeMarks(ack.workerId, receipt) : [])];
     await this.send((client) => scripts.putResult.run(client, keys, args));
@@ -551,69 +564,83 @@ export class RedisStorage implements Storage {
   }
 
   async peekDataMany(keys: readonly string[]): Promise<Array<string | null>> {
-    // Values written with putData live in the hash; only results with a time to live do not.
-    const values = await this.send((client) => client.hmGet(this.keys.data, [...keys]));
-    return values.map((value) => value ?? null);
+    if (keys.length === 0) return [];
+    // As peek-data-2.lua reads: a value's own key first, then the data hash.
+    const [own, hashed] = (await this.send((client) =>
+      client.multi().mGet(keys.map((key) => this.keys.result(key))).hmGet(this.keys.data, [...keys]).exec(),
+    )) as unknown as [Array<string | null>, Array<string | null>];
+    return keys.map((_, i) => own[i] ?? hashed[i] ?? null);
   }
 
   async popData(key: string): Promise<string | null> {
     return this.guard(async () => {
-      return ((await scripts.popData.run(await this.ready(), [this.keys.data, this.keys.result(key)], [key])) as string | null) ?? null;
+      const keys = [this.keys.data, this.keys.result(key), this.keys.resultExpiry];
+      return ((await scripts.popData.run(await this.ready(), keys, [key])) as string | null) ?? null;
     });
   }
 
   async putIfEmpty(key: string, value: string): Promise<boolean> {
     return this.guard(async () => {
-      return Boolean(await (await this.ready()).hSetNX(this.keys.data, key, value));
+      return Number(await scripts.putIfEmpty.run(await this.ready(), [this.keys.data, this.keys.result(key)], [key, value])) === 1;
     });
   }
 
   async deleteData(key: string): Promise<boolean> {
     return this.guard(async () => {
-      return (await (await this.ready()).hDel(this.keys.data, key)) > 0;
+      const [own, hashed] = (await (await this.ready()).multi().del(this.keys.result(key)).hDel(this.keys.data, key).zRem(this.keys.resultExpiry, key).exec()) as unknown as number[];
+      return Number(own) + Number(hashed) > 0;
     });
   }
 
   async deleteIfEqual(key: string, value: string): Promise<boolean> {
     return this.guard(async () => {
-      return Number(await scripts.deleteIfEqual.run(await this.ready(), [this.keys.data], [key, value])) > 0;
-    });
-  }
-
-  async increment(key: string, by = 1): Promise<number> {
-    return this.guard(async () => {
-      return (await this.ready()).hIncrBy(this.keys.data, key, by);
-    });
-  }
-
-  async putIfGreater(key: string, value: number): Promise<boolean> {
-    return this.guard(async () => {
-      return Number(await scripts.putIfGreater.run(await this.ready(), [this.keys.data], [key, value])) === 1;
+      const keys = [this.keys.data, this.keys.result(key), this.keys.resultExpiry];
+      return Number(await scripts.deleteIfEqual.run(await this.ready(), keys, [key, value])) > 0;
     });
   }
 
   async hasDataForKey(key: string): Promise<boolean> {
     return this.guard(async () => {
-      return Boolean(await (await this.ready()).hExists(this.keys.data, key));
+      const [own, hashed] = (await (await this.ready()).multi().exists(this.keys.result(key)).hExists(this.keys.data, key).exec()) as unknown as number[];
+      return Number(own) + Number(hashed) > 0;
     });
+  }
+
+  /** Now on Redis's clock, in ms: the clock its keys expire by and the expiry index is scored on. */
+  private async serverTime(client: RedisClientType): Promise<number> {
+    const [seconds, micros] = (await client.sendCommand(['TIME'])) as unknown as [string, string];
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 
   async resultStoreSize(): Promise<number> {
     return this.guard(async () => {
-      return (await this.ready()).hLen(this.keys.data);
+      const client = await this.ready();
+      const now = await this.serverTime(client);
+      const [hashed, own] = (await client.multi().hLen(this.keys.data).zCount(this.keys.resultExpiry, now, '+inf').exec()) as unknown as number[];
+      return Number(hashed) + Number(own);
     });
   }
 
   async resultItems(): Promise<Record<string, string>> {
     return this.guard(async () => {
-      return { ...(await (await this.ready()).hGetAll(this.keys.data)) };
+      const client = await this.ready();
+      const now = await this.serverTime(client);
+      const [hashed, ids] = (await client.multi().hGetAll(this.keys.data).zRangeByScore(this.keys.resultExpiry, now, '+inf').exec()) as unknown as [Record<string, string>, string[]];
+      const items: Record<string, string> = { ...hashed };
+      if (ids.length === 0) return items;
+      // One that lapsed since the index was read is gone (null) and left out.
+      const values = await client.mGet(ids.map((id) => this.keys.result(id)));
+      ids.forEach((id, i) => {
+        if (values[i] != null) items[id] = values[i]!;
+      });
+      return items;
     });
   }
 
   async flushResults(): Promise<void> {
     return this.guard(async () => {
       const client = await this.ready();
-      const keys = [this.keys.data];
+      const keys = [this.keys.data, this.keys.resultExpiry];
       for await (const batch of client.scanIterator({ MATCH: this.keys.resultPattern, COUNT: 100 })) keys.push(...batch);
       await client.del(keys);
     });
@@ -622,15 +649,49 @@ export class RedisStorage implements Storage {
   async dataKeys(prefix: string, limit = -1): Promise<string[]> {
     return this.guard(async () => {
       const client = await this.ready();
-      const found: string[] = [];
-      // A glob pattern: escape its special characters in the prefix.
-      const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+      const found = new Set<string>();
+      const full = () => limit >= 0 && found.size >= limit;
       // HSCAN NOVALUES needs Redis 7.4; the match keeps the values read to the few wanted.
-      for await (const entries of client.hScanIterator(this.keys.data, { MATCH: match, COUNT: 500 })) {
-        found.push(...entries.map((entry) => String(entry.field)));
-        if (limit >= 0 && found.length >= limit) return found.slice(0, limit);
+      for await (const entries of client.hScanIterator(this.keys.data, { MATCH: startsWith(prefix), COUNT: 500 })) {
+        for (const entry of entries) found.add(String(entry.field));
+        if (full()) return [...found].slice(0, limit);
       }
-      return found;
+      const now = await this.serverTime(client);
+      for await (const members of client.zScanIterator(this.keys.resultExpiry, { MATCH: startsWith(prefix), COUNT: 500 })) {
+        for (const member of members) if (Number(member.score) >= now) found.add(String(member.value));
+        if (full()) return [...found].slice(0, limit);
+      }
+      return [...found];
+    });
+  }
+
+  // Counters: one hash of their own, so that data of the same name is never touched.
+
+  async increment(key: string, by = 1): Promise<number> {
+    return this.guard(async () => {
+      return (await this.ready()).hIncrBy(this.keys.counters, key, by);
+    });
+  }
+
+  async putIfGreater(key: string, value: number): Promise<boolean> {
+    return this.guard(async () => {
+      return Number(await scripts.putIfGreater.run(await this.ready(), [this.keys.counters], [key, value])) === 1;
+    });
+  }
+
+  async counters(prefix: string): Promise<Record<string, number>> {
+    return this.guard(async () => {
+      const counters: Record<string, number> = {};
+      for await (const entries of (await this.ready()).hScanIterator(this.keys.counters, { MATCH: startsWith(prefix), COUNT: 500 })) {
+        for (const entry of entries) counters[String(entry.field)] = Number(entry.value);
+      }
+      return counters;
+    });
+  }
+
+  async deleteCounter(key: string): Promise<boolean> {
+    return this.guard(async () => {
+      return (await (await this.ready()).hDel(this.keys.counters, key)) > 0;
     });
   }
 
@@ -660,7 +721,7 @@ export class RedisStorage implements Storage {
       const client = await this.ready();
       const { queue, schedule, data, dead, leases, workers, events, priorityQueue, prioritySequence, wake } = this.keys;
       const keys = [queue, schedule, data, dead, leases, workers, events, priorityQueue, prioritySequence, wake];
-      keys.push(this.keys.stalls);
+      keys.push(this.keys.stalls, this.keys.resultExpiry, this.keys.counters);
       for (const pattern of [this.keys.claimedPattern, this.keys.startedPattern, this.keys.resultPattern]) {
         for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 100 })) keys.push(...batch);
       }

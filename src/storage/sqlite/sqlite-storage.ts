@@ -38,6 +38,10 @@ const SCHEMA = (t: string) => `
     value TEXT NOT NULL,
     expires_at INTEGER
   );
+  CREATE TABLE IF NOT EXISTS "${t}_counters" (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  );
   CREATE TABLE IF NOT EXISTS "${t}_dead" (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     data TEXT NOT NULL,
@@ -111,8 +115,10 @@ export class SqliteStorage implements Storage {
       db.pragma('journal_mode = WAL');
       db.pragma(`busy_timeout = ${this.options.busyTimeout ?? 5000}`);
       db.pragma('synchronous = NORMAL');
+      const hadCounters = this.hasTable(db, 'counters');
       db.exec(SCHEMA(this.table));
       this.addMissingColumns(db);
+      if (!hadCounters) this.moveCounters(db);
       this.db = db;
       return db;
     } catch (error) {
@@ -126,6 +132,33 @@ export class SqliteStorage implements Storage {
     for (const column of ['started', 'stalls']) {
       if (!columns.has(column)) db.exec(`ALTER TABLE "${this.table}_queue" ADD COLUMN ${column} INTEGER NOT NULL DEFAULT 0`);
     }
+  }
+
+  private hasTable(db: Database.Database, name: string): boolean {
+    return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(`${this.table}_${name}`) !== undefined;
+  }
+
+  /**
+   * Earlier versions kept counters among the key/value data: move them to
+   * their table once, when it is made, so that open chords, rate-limit
+   * windows, periodic marks and enqueue totals carry on where they were.
+   * Only Huey's own counter keys holding a whole number move; a chord's
+   * member slots (`chord.<id>.<i>`) hold serialized outcomes, never one.
+   * Two processes opening the file at once may both get here: the second
+   * finds nothing left to move, and should a counter exist already it is
+   * added to (a high-water mark keeps the greater).
+   */
+  private moveCounters(db: Database.Database): void {
+    const t = this.table;
+    const counter = `(key GLOB 'enqueued.*' OR key GLOB 'chord.*' OR key GLOB 'ratelimit.*' OR key GLOB 'periodic.*')
+      AND expires_at IS NULL AND value GLOB '[0-9]*' AND value NOT GLOB '*[^0-9]*' AND length(value) < 19`;
+    db.transaction(() => {
+      db.prepare(
+        `INSERT INTO "${t}_counters" (key, value) SELECT key, CAST(value AS INTEGER) FROM "${t}_data" WHERE ${counter}
+         ON CONFLICT (key) DO UPDATE SET value = CASE WHEN key GLOB 'periodic.*' THEN max(value, excluded.value) ELSE value + excluded.value END`,
+      ).run();
+      db.prepare(`DELETE FROM "${t}_data" WHERE ${counter}`).run();
+    }).immediate();
   }
 
   async close(): Promise<void> {
@@ -377,28 +410,11 @@ export class SqliteStorage implements Storage {
   }
 
   async deleteIfEqual(key: string, value: string): Promise<boolean> {
-    return this.sql('DELETE FROM "$t_data" WHERE key = ? AND value = ?').run(key, value).changes > 0;
+    return this.sql(`DELETE FROM "$t_data" WHERE key = ? AND value = ? AND ${SqliteStorage.LIVE}`).run(key, value, Date.now()).changes > 0;
   }
 
   async hasDataForKey(key: string): Promise<boolean> {
-    return (await this.peekData(key)) !== null;
-  }
-
-  async increment(key: string, by = 1): Promise<number> {
-    const row = this.sql(
-      `INSERT INTO "$t_data" (key, value) VALUES (?, ?)
-       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value
-       RETURNING value`,
-    ).get(key, String(by)) as Row;
-    return Number(row.value);
-  }
-
-  async putIfGreater(key: string, value: number): Promise<boolean> {
-    const result = this.sql(
-      `INSERT INTO "$t_data" (key, value) VALUES (?, ?)
-       ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER)`,
-    ).run(key, String(value));
-    return result.changes === 1;
+    return this.sql(`SELECT 1 FROM "$t_data" WHERE key = ? AND ${SqliteStorage.LIVE}`).get(key, Date.now()) !== undefined;
   }
 
   async resultStoreSize(): Promise<number> {
@@ -412,6 +428,32 @@ export class SqliteStorage implements Storage {
 
   async flushResults(): Promise<void> {
     this.sql('DELETE FROM "$t_data"').run();
+  }
+
+  async increment(key: string, by = 1): Promise<number> {
+    const row = this.sql(
+      `INSERT INTO "$t_counters" (key, value) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = value + excluded.value
+       RETURNING value`,
+    ).get(key, by) as Row;
+    return Number(row.value);
+  }
+
+  async putIfGreater(key: string, value: number): Promise<boolean> {
+    const result = this.sql(
+      `INSERT INTO "$t_counters" (key, value) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE value < excluded.value`,
+    ).run(key, value);
+    return result.changes === 1;
+  }
+
+  async counters(prefix: string): Promise<Record<string, number>> {
+    const rows = this.sql('SELECT key, value FROM "$t_counters" WHERE substr(key, 1, ?) = ?').all(prefix.length, prefix) as Row[];
+    return Object.fromEntries(rows.map((row) => [String(row.key), Number(row.value)]));
+  }
+
+  async deleteCounter(key: string): Promise<boolean> {
+    return this.sql('DELETE FROM "$t_counters" WHERE key = ?').run(key).changes > 0;
   }
 
   async queueSizeByPriority(): Promise<Array<[number, number]>> {
@@ -453,7 +495,7 @@ export class SqliteStorage implements Storage {
 
   async flushAll(): Promise<void> {
     this.atomically(() => {
-      for (const table of ['queue', 'schedule', 'data', 'dead', 'leases', 'status', 'events']) this.sql(`DELETE FROM "$t_${table}"`).run();
+      for (const table of ['queue', 'schedule', 'data', 'counters', 'dead', 'leases', 'status', 'events']) this.sql(`DELETE FROM "$t_${table}"`).run();
     });
   }
 }

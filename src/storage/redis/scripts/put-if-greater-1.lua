@@ -1,5 +1,5 @@
--- Raise a numeric field of the data hash, never lower it: a high-water mark.
--- KEYS[1] data hash
+-- Raise a counter, never lower it: a high-water mark.
+-- KEYS[1] counters hash
 -- ARGV[1] field
 -- ARGV[2] new value
 -- Returns 1 when the field was raised (or set), 0 when it already held as much.

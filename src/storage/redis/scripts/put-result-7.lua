@@ -1,7 +1,10 @@
 -- Store a task's result, tell whoever waits on it, and (when a receipt is
 -- given) ack the claim in the same step: one round trip for a finished task.
 -- Without a time to live the result goes in the data hash; with one, in its
--- own key that Redis expires (a hash field cannot expire on Redis 7.0).
+-- own key that Redis expires (a hash field cannot expire on Redis 7.0), and
+-- its id in the expiry index, scored by when it lapses on Redis's clock, so
+-- that counting and listing the data can find it. Either way the other place
+-- is cleared, so a result never lives in both.
 -- The same step carries the worker's started marks not yet sent (see
 -- ack-3.lua), so marking a run as started costs no command of its own.
 -- KEYS[1] data hash
@@ -10,15 +13,25 @@
 -- KEYS[4] the worker's claimed list (used with a receipt)
 -- KEYS[5] the worker's started set
 -- KEYS[6] stall counts hash
+-- KEYS[7] expiry index (sorted set: id -> ms it lapses at)
 -- ARGV[1] field (the task id)
 -- ARGV[2] value
 -- ARGV[3] time to live in ms, or 0 for none
 -- ARGV[4] the claim's receipt, or '' for no ack
 -- ARGV[5...] receipts of the worker's other claims whose runs have started
 if tonumber(ARGV[3]) > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  -- Entries that lapsed go with the next write, so the index stays the size of the live results.
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. now)
+  redis.call('ZADD', KEYS[7], now + tonumber(ARGV[3]), ARGV[1])
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  if redis.call('DEL', KEYS[2]) == 1 then
+    redis.call('ZREM', KEYS[7], ARGV[1])
+  end
 end
 redis.call('PUBLISH', KEYS[3], ARGV[1])
 if #ARGV > 4 then
