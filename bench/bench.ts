@@ -3,7 +3,7 @@
 // prints medians and the ratio huey-ts / BullMQ, and writes bench/RESULTS.md.
 //   npm run bench -- [rounds=3]
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Queue, Worker as BullWorker } from 'bullmq';
@@ -31,6 +31,12 @@ interface Side {
    * at its usual concurrency); resolves to a function that stops them.
    */
   startProcesses(kind: 'process' | 'thread'): Promise<() => Promise<void>>;
+  /**
+   * Start one consumer process with `slots` async slots (huey-ts: `-w slots`;
+   * BullMQ: one worker process at that concurrency), ready and idle; resolves
+   * to its pid and a function that stops it.
+   */
+  startIdle(slots: number): Promise<{ pid: number; stop: () => Promise<void> }>;
   /** Tasks finished by any process, read from Redis. */
   finishedInRedis(): Promise<number>;
   enqueueOne(n: number): Promise<void>;
@@ -64,6 +70,12 @@ function hueySide(): Side {
         await consumer.exited();
       };
     },
+    startIdle: async (slots) => {
+      const consumer = startConsumer(['bench/bench-tasks.huey', '-w', String(slots), '-q', '-n'], { REDIS_URL: redis.url });
+      await consumer.waitFor(/bench module loaded/, 30_000);
+      await consumer.waitFor(/consumer running/, 30_000).catch(() => undefined);
+      return { pid: consumer.child.pid!, stop: async () => void (consumer.child.kill('SIGTERM'), await consumer.exited()) };
+    },
     finishedInRedis: () => huey.storage.resultStoreSize(),
     enqueueOne: async (n) => void (await noop.enqueue(payload(n))),
     enqueueBulk: async (ns) => void (await noop.map(ns.map((n) => [payload(n)] as [ReturnType<typeof payload>])).enqueued),
@@ -95,6 +107,11 @@ function bullSide(): Side {
       return async () => {
         await Promise.all(workers.map((w) => (w.child.kill('SIGTERM'), w.exited())));
       };
+    },
+    startIdle: async (slots) => {
+      const worker = new Spawned(process.execPath, ['--import', 'tsx', 'bench/bull-worker.ts'], { REDIS_URL: redis.url, BULL_CONCURRENCY: String(slots) });
+      await worker.waitFor(/ready/, 30_000);
+      return { pid: worker.child.pid!, stop: async () => void (worker.child.kill('SIGTERM'), await worker.exited()) };
     },
     finishedInRedis: async () => (await queue.getJobCounts('completed')).completed ?? 0,
     enqueueOne: async (n) => void (await queue.add('noop', payload(n))),
@@ -238,9 +255,47 @@ const scenarios: Scenario[] = [
       return calls / n;
     },
   },
+  { name: '7a. idle: Redis commands per second, 1 slot', unit: 'commands/s', higherIsBetter: false, run: idle(1, 'commands') },
+  { name: '7b. idle: Redis commands per second, 50 slots', unit: 'commands/s', higherIsBetter: false, run: idle(50, 'commands') },
+  { name: '7c. idle: consumer CPU, 50 slots', unit: '% of a core', higherIsBetter: false, run: async (side) => idleCpu.get(side.name) ?? NaN },
 ];
 /** The p99 of the latest 5a run of each side, reported as its own row. */
 const p99s = new Map<string, number>();
+
+/** Seconds an idle consumer is watched for scenario 7. */
+const IDLE_SECONDS = 10;
+/** The CPU share of the latest 7b run of each side, reported as 7c. */
+const idleCpu = new Map<string, number>();
+
+/** CPU seconds a process has used so far (user + system, from /proc). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 a second on Linux)
+}
+
+/**
+ * What a consumer with nothing to do costs: Redis commands per second
+ * (every command, blocking waits included: each is a round trip the server
+ * serves) and its own CPU, over IDLE_SECONDS after it settled.
+ */
+function idle(slots: number, measure: 'commands'): Scenario['run'] {
+  return async (side) => {
+    const { pid, stop } = await side.startIdle(slots);
+    await new Promise((resolve) => setTimeout(resolve, 2000)); // past start-up work
+    await admin.configResetStat();
+    const cpuBefore = cpuSeconds(pid);
+    await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
+    const cpu = cpuSeconds(pid) - cpuBefore;
+    const stats = await admin.info('commandstats');
+    await stop();
+    let calls = 0;
+    for (const match of stats.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)) {
+      if (!['info', 'config|resetstat'].includes(match[1]!)) calls += Number(match[2]);
+    }
+    if (slots === 50) idleCpu.set(side.name, (cpu / IDLE_SECONDS) * 100);
+    return measure === 'commands' ? calls / IDLE_SECONDS : NaN;
+  };
+}
 
 /** Drain with the workers of scenario 4, started first and timed from the enqueue to the last result. */
 function drainOutside(kind: 'process' | 'thread'): Scenario['run'] {

@@ -429,12 +429,13 @@ describe('delays and expiry, on Redis with a real scheduler and worker', () => {
     await redis.close();
   });
 
-  it('starts a delayed task’s expiry when it falls due: delay 1 s with expires 0.5 s runs', async () => {
-    const result = echo.schedule({ args: ['late but fresh'], delay: 1, expires: 0.5 });
+  // Margins of a second or more: a loaded machine may take that long between a due time and the run.
+  it('starts a delayed task’s expiry when it falls due: delay 2.5 s with expires 1.5 s runs', async () => {
+    const result = echo.schedule({ args: ['late but fresh'], delay: 2.5, expires: 1.5 });
     assert.equal(await result.get({ blocking: true, timeout: 10 }), 'late but fresh');
     const message = result.message!;
-    assert.equal(message.expiresIn, 0.5);
-    assert.equal(message.expires, message.eta! + 500, 'the expiry counts from the eta');
+    assert.equal(message.expiresIn, 1.5);
+    assert.equal(message.expires, message.eta! + 1500, 'the expiry counts from the eta');
   });
 
   it('still drops a task that waits in the queue past its expiry', async () => {
@@ -456,13 +457,13 @@ describe('delays and expiry, on Redis with a real scheduler and worker', () => {
 
   it('counts the expiry anew for each retry, as Huey does', async () => {
     let calls = 0;
-    const flaky = huey.task({ retries: 1, retryDelay: 1 })(function flaky() {
+    const flaky = huey.task({ retries: 1, retryDelay: 2.5 })(function flaky() {
       calls++;
       if (calls === 1) throw new Error('first try fails');
       return calls;
     });
-    // Without the restart, the retry (due 1 s after the failure) would have expired 0.5 s after the first run.
-    assert.equal(await flaky.schedule({ args: [], delay: 0, expires: 0.5 }).get({ blocking: true, timeout: 10 }), 2);
+    // Without the restart, the retry (due 2.5 s after the failure) would have expired 1.5 s after the first run.
+    assert.equal(await flaky.schedule({ args: [], delay: 0, expires: 1.5 }).get({ blocking: true, timeout: 10 }), 2);
   });
 
   it('shows a delayed task in scheduled(), not pending(), signalled scheduled rather than enqueued', async () => {

@@ -9,11 +9,14 @@ import { startRedis, type TestRedis } from './support/redis-server.js';
 
 // Retries, delays, revocation, locks, signals and hooks, run by a worker against Redis.
 // Each test drives the worker one message at a time (runOnce), so time is never waited for:
-// a delayed retry is moved from the schedule with enqueueDue(its eta).
+// a delayed retry is moved from the schedule with enqueueDue(its eta), and the worker's clock
+// is set to that time (a worker handed a message before its eta puts it back).
 
 let redis: TestRedis;
 let huey: RedisHuey;
 let worker: Worker;
+/** The worker's clock runs no earlier than this. */
+let clock = 0;
 const log: string[] = [];
 const signals: Array<[SignalName, string]> = [];
 
@@ -21,9 +24,10 @@ before(async () => {
   redis = await startRedis();
   huey = new RedisHuey('features', { url: redis.url });
   huey.signal()((signal, task) => void signals.push([signal, task.name]));
-  worker = new Worker(huey, 'features-worker');
+  worker = new Worker(huey, 'features-worker', { now: () => Math.max(Date.now(), clock) });
 });
 beforeEach(async () => {
+  clock = 0;
   log.length = 0;
   signals.length = 0;
   await huey.flush();
@@ -45,7 +49,8 @@ async function drain(): Promise<number> {
 async function releaseScheduled(): Promise<number> {
   const [message] = await huey.scheduled();
   assert.ok(message?.eta, 'a message waits in the schedule');
-  assert.equal(await huey.storage.enqueueDue(message.eta), 1);
+  assert.equal((await huey.storage.enqueueDue(message.eta)).moved, 1);
+  clock = message.eta;
   return message.eta;
 }
 
@@ -145,7 +150,8 @@ describe('delays and revocation', () => {
     assert.notEqual(moved.id, byDelay.id);
     assert.equal(await huey.scheduledCount(), 3);
     // Everything comes due: the old run is skipped as revoked, the copy runs.
-    assert.equal(await huey.storage.enqueueDue(Date.now() + 2 * 3600_000), 3);
+    clock = Date.now() + 2 * 3600_000;
+    assert.equal((await huey.storage.enqueueDue(clock)).moved, 3);
     await drain();
     assert.deepEqual(log.sort(), ['delay', 'eta']);
     assert.equal(await moved.get(), 'delay');

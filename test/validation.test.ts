@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DateTime } from 'luxon';
-import { ConfigurationError, group, JsonSerializer, MemoryHuey, RedisHuey, SerializationError, Signature, SqliteHuey, TaskError, type Huey } from '../src/index.js';
+import { ConfigurationError, JsonSerializer, MemoryHuey, RedisHuey, SerializationError, Signature, SqliteHuey, TaskError, type Huey } from '../src/index.js';
 import { Worker } from '../src/consumer/worker.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
@@ -147,8 +147,8 @@ describe('per-call options', () => {
   });
 
   it('refuses bad options of a signature and of a reschedule, before revoking anything', async () => {
-    const signature = new Signature<number>(huey, 'add', [1, 2], bad({ timeout: -1 }));
-    assert.throws(() => huey.enqueue(group([signature])), /timeout must be/);
+    assert.throws(() => new Signature<number>(huey, 'add', [1, 2], bad({ timeout: -1 })), /timeout must be/);
+    assert.throws(() => add.s(1, 2).with(bad({ timeout: -1 })), /timeout must be/);
     const r = add.schedule({ args: [1, 2], delay: 60 });
     await r.enqueued;
     await assert.rejects(r.reschedule(bad({ eta: 123 })), /eta must be a Date or a luxon DateTime/);

@@ -78,24 +78,13 @@ export class Scheduler {
   /** One look: move what is due, and at a new minute, enqueue periodic tasks. */
   async tick(): Promise<void> {
     const now = this.now();
-    const moved = await this.huey.storage.enqueueDue(now);
+    const { moved, next } = await this.huey.storage.enqueueDue(now);
     if (moved > 0) this.huey.logger.debug(`scheduler: enqueued ${moved} due task(s)`);
-    this.nextDue = await this.soonestEta();
+    this.nextDue = next;
     const minute = now - (now % MINUTE);
     if (this.periodic && minute !== this.lastMinute) {
       this.lastMinute = minute;
       await this.enqueuePeriodic(minute);
-    }
-  }
-
-  /** The eta of the soonest scheduled task, or null (none, or one that cannot be read: the tick will do). */
-  private async soonestEta(): Promise<number | null> {
-    const [data] = await this.huey.storage.scheduledItems(1);
-    if (data === undefined) return null;
-    try {
-      return this.huey.deserializeMessage(data).eta;
-    } catch {
-      return null;
     }
   }
 

@@ -30,6 +30,8 @@ export interface WorkerOptions {
   prefetchWindow?: number;
   /** Where this worker's lines go. Default: the Huey's logger, each line starting with the worker id. */
   logger?: Logger;
+  /** The clock runs are judged by (eta, expiry, revoke-until), in ms since the epoch; tests inject their own. */
+  now?: () => number;
   /** Told when a run starts and ends: a thread or process worker reports these to the consumer. */
   onStart?: (message: Message) => void;
   onFinish?: (message: Message) => void;
@@ -100,6 +102,7 @@ export class Worker {
   private readonly backoff: number;
   private readonly maxDelay: number;
   private readonly blockingTimeoutMs: number;
+  private readonly now: () => number;
   private readonly prefetchWindowMs: number;
   readonly concurrency: number;
   /** Running average of a run's duration in ms; unknown until the first run. */
@@ -139,6 +142,7 @@ export class Worker {
     this.backoff = options.backoff ?? 1.15;
     this.maxDelay = options.maxDelay ?? 10;
     this.blockingTimeoutMs = (options.blockingTimeout ?? 1) * 1000;
+    this.now = options.now ?? Date.now;
     this.prefetchWindowMs = (options.prefetchWindow ?? 0.01) * 1000;
     this.giveBackAfterMs = Math.max(GIVE_BACK_MIN_MS, GIVE_BACK_WINDOWS * this.prefetchWindowMs);
     this.concurrency = options.concurrency ?? 1;
@@ -450,7 +454,7 @@ export class Worker {
     let outcome: Outcome;
     try {
       // Settles the claim too: stored result and ack in one step where it can.
-      outcome = await this.huey.execute(message, Date.now(), claim, options);
+      outcome = await this.huey.execute(message, this.now(), claim, options);
     } catch (error) {
       this.reporter.abandoned(message);
       throw error;

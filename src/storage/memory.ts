@@ -1,4 +1,4 @@
-import type { Adoption, Claim, DeadLetter, Storage } from './storage.js';
+import type { Adoption, Claim, DeadLetter, DueMove, Storage } from './storage.js';
 
 interface Queued {
   data: string;
@@ -226,10 +226,10 @@ export class MemoryStorage implements Storage {
     return this.takeDue(timestamp).map((item) => item.data);
   }
 
-  async enqueueDue(timestamp: number): Promise<number> {
+  async enqueueDue(timestamp: number): Promise<DueMove> {
     const due = this.takeDue(timestamp);
     for (const item of due) this.insert({ data: item.data, priority: item.priority });
-    return due.length;
+    return { moved: due.length, next: this.schedule[0]?.timestamp ?? null };
   }
 
   async scheduleSize(): Promise<number> {

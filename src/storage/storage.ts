@@ -117,9 +117,11 @@ export interface Storage {
   readSchedule(timestamp: number): Promise<string[]>;
   /**
    * Atomically move every message due at or before `timestamp` from the
-   * schedule to the queue, so that two schedulers never both move one. Returns how many.
+   * schedule to the queue, so that two schedulers never both move one.
+   * Returns how many moved, and when the soonest message left is due (in
+   * the same step, so a scheduler can wake then without asking again).
    */
-  enqueueDue(timestamp: number): Promise<number>;
+  enqueueDue(timestamp: number): Promise<DueMove>;
   scheduleSize(): Promise<number>;
   /** Up to `limit` scheduled messages, soonest first. */
   scheduledItems(limit?: number): Promise<string[]>;
@@ -203,6 +205,14 @@ export interface Storage {
 
   /** Drop everything this instance keeps: queue, claims, schedule, data, counters and activity. */
   flushAll(): Promise<void>;
+}
+
+/** What `enqueueDue` did. */
+export interface DueMove {
+  /** Messages moved to the queue. */
+  readonly moved: number;
+  /** When the soonest message left in the schedule is due (ms since the epoch), or null when it is empty. */
+  readonly next: number | null;
 }
 
 /** A message handed to one worker, kept until acked. */

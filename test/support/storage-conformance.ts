@@ -301,8 +301,11 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.deepEqual(await storage.readSchedule(999), []);
       assert.deepEqual(await storage.readSchedule(2000), ['soon', 'middle']);
       assert.equal(await storage.scheduleSize(), 1);
-      assert.equal(await storage.enqueueDue(5000), 1);
+      await storage.addToSchedule('far', 9000);
+      assert.deepEqual(await storage.enqueueDue(5000), { moved: 1, next: 9000 }, 'with when the soonest left is due');
       assert.deepEqual(await storage.enqueuedItems(), ['later']);
+      assert.deepEqual(await storage.enqueueDue(10_000), { moved: 1, next: null });
+      await storage.flushQueue();
       await storage.addToSchedule('x', 1);
       await storage.flushSchedule();
       assert.equal(await storage.scheduleSize(), 0);
@@ -312,7 +315,7 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       await storage.enqueueMany([]);
       for (let i = 0; i < 50; i++) await storage.addToSchedule(`t${i}`, 100 + i);
       const moved = await Promise.all([storage.enqueueDue(1000), storage.enqueueDue(1000), storage.enqueueDue(1000)]);
-      assert.equal(moved.reduce((a, b) => a + b, 0), 50);
+      assert.equal(moved.reduce((total, move) => total + move.moved, 0), 50);
       assert.equal(await storage.queueSize(), 50);
     });
 

@@ -39,6 +39,7 @@ export const scripts = {
   deleteIfEqual: new LuaScript('delete-if-equal-3'),
   popData: new LuaScript('pop-data-3'),
   peekData: new LuaScript('peek-data-2'),
+  hasData: new LuaScript('has-data-2'),
   putResult: new LuaScript('put-result-7'),
   putIfEmpty: new LuaScript('put-if-empty-2'),
   putIfGreater: new LuaScript('put-if-greater-1'),

@@ -1,4 +1,4 @@
-import type { Claim } from '../storage.js';
+import type { Claim, DueMove } from '../storage.js';
 import { scripts } from './lua-script.js';
 import { RedisStorage } from './redis-storage.js';
 
@@ -136,15 +136,15 @@ export class PriorityRedisStorage extends RedisStorage {
     });
   }
 
-  override async enqueueDue(timestamp: number): Promise<number> {
+  override async enqueueDue(timestamp: number): Promise<DueMove> {
     return this.guard(async () => {
       const client = await this.ready();
       const { schedule, priorityQueue, prioritySequence, wake } = this.keys;
       let total = 0;
       for (;;) {
-        const moved = Number(await scripts.priorityEnqueueDue.run(client, [schedule, priorityQueue, prioritySequence, wake], [timestamp, ENQUEUE_DUE_BATCH]));
-        total += moved;
-        if (moved < ENQUEUE_DUE_BATCH) return total;
+        const [moved, next] = (await scripts.priorityEnqueueDue.run(client, [schedule, priorityQueue, prioritySequence, wake], [timestamp, ENQUEUE_DUE_BATCH])) as [number, string?];
+        total += Number(moved);
+        if (Number(moved) < ENQUEUE_DUE_BATCH) return { moved: total, next: next === undefined ? null : Number(next) };
       }
     });
   }

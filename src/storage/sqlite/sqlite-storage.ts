@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import { StorageError } from '../../errors.js';
-import type { Adoption, Claim, DeadLetter, Storage } from '../storage.js';
+import type { Adoption, Claim, DeadLetter, DueMove, Storage } from '../storage.js';
 
 export interface SqliteStorageOptions {
   /** The database file, shared by the producer, the consumer and its workers. @defaultValue `huey-<name>.db` */
@@ -336,10 +336,12 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  async enqueueDue(timestamp: number): Promise<number> {
+  async enqueueDue(timestamp: number): Promise<DueMove> {
     return this.atomically(() => {
       this.sql('INSERT INTO "$t_queue" (data, priority) SELECT data, priority FROM "$t_schedule" WHERE eta <= ? ORDER BY eta, id').run(timestamp);
-      return this.sql('DELETE FROM "$t_schedule" WHERE eta <= ?').run(timestamp).changes;
+      const moved = this.sql('DELETE FROM "$t_schedule" WHERE eta <= ?').run(timestamp).changes;
+      const next = (this.sql('SELECT min(eta) AS next FROM "$t_schedule"').get() as Row).next;
+      return { moved, next: next === null || next === undefined ? null : Number(next) };
     });
   }
 

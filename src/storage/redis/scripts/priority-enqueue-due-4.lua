@@ -6,7 +6,8 @@
 -- KEYS[4] wake-up list
 -- ARGV[1] now, ms since the epoch
 -- ARGV[2] most messages to move in one call
--- Returns the number of messages moved.
+-- Returns the number of messages moved, and the score (eta) of the soonest
+-- message left (nothing in its place when none is left).
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for i = 1, #due do
   local bar = string.find(due[i], '|', 1, true)
@@ -18,4 +19,5 @@ if #due > 0 then
   redis.call('LPUSH', KEYS[4], '1')
   redis.call('LTRIM', KEYS[4], 0, 63)
 end
-return #due
+local soonest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {#due, soonest[2]}
