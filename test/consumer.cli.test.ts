@@ -159,6 +159,23 @@ describe('huey-consumer restart and logging', () => {
   });
 });
 
+describe('huey-consumer and the Redis it is given', () => {
+  it('warns at start when Redis may evict keys, and not when it may not', async () => {
+    const evicting = await startRedis({ args: ['--maxmemory-policy', 'allkeys-lru'] });
+    try {
+      const consumer = startConsumer(['examples/simple/main.huey', '-w', '1'], { REDIS_URL: evicting.url });
+      await consumer.waitFor(/consumer running with/);
+      assert.match(consumer.output, /WARNING:huey:.*maxmemory-policy "allkeys-lru".*Set maxmemory-policy noeviction/);
+      consumer.child.kill('SIGTERM');
+      assert.equal(await consumer.exited(), 0);
+    } finally {
+      await evicting.close();
+    }
+    const safe = await running(['examples/simple/main.huey', '-w', '1']);
+    assert.doesNotMatch(safe.output, /maxmemory-policy/);
+  });
+});
+
 describe('huey-consumer under systemd', () => {
   it('runs from node_modules/.bin as the main process: reload restarts the workers, stop lets the running task finish', async () => {
     // An app's node_modules as npm lays it out: the package, and its bin linked (and made executable) in .bin.

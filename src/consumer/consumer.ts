@@ -168,6 +168,7 @@ export class Consumer {
     await this.huey.connect();
     await this.flushLocksIfAsked();
     this.huey.logger.info(this.banner());
+    for (const warning of (await this.huey.storage.setupWarnings?.()) ?? []) this.huey.logger.warn(warning);
     await this.renewLeases();
     await this.adoptOrphans();
     await this.pool.start();

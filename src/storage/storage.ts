@@ -23,6 +23,12 @@ export interface Storage {
 
   /** Open connections. Called before first use; calling it twice is harmless. */
   connect(): Promise<void>;
+  /**
+   * What an operator should fix in the server's setup, said at consumer
+   * start (a Redis that may evict keys loses queued tasks without a trace).
+   * Absent or empty when all is well or the storage cannot tell.
+   */
+  setupWarnings?(): Promise<string[]>;
   /** Close connections. */
   close(): Promise<void>;
 

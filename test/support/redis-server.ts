@@ -30,6 +30,8 @@ export async function freePort(): Promise<number> {
 export interface RedisServerOptions {
   /** Keep data across restarts with an append-only file synced on every write. */
   persistent?: boolean;
+  /** More `redis-server` arguments: `['--maxmemory-policy', 'allkeys-lru']`. */
+  args?: string[];
 }
 
 export async function startRedis(options: RedisServerOptions = {}): Promise<TestRedis> {
@@ -39,7 +41,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
 
   const start = async () => {
     const persistence = options.persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir], {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, ...(options.args ?? [])], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     // redis-server says "Ready to accept connections" once it listens.

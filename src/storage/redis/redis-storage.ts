@@ -197,6 +197,25 @@ export class RedisStorage implements Storage {
     return this.connecting;
   }
 
+  /**
+   * A queue under eviction loses tasks without a trace: any maxmemory-policy
+   * but noeviction lets Redis drop queued messages, claims or results when
+   * memory runs short. A server that refuses CONFIG (managed services often
+   * do) cannot be checked, and is not warned about.
+   */
+  async setupWarnings(): Promise<string[]> {
+    let policy: string | undefined;
+    try {
+      policy = (await this.send((client) => client.configGet('maxmemory-policy')))['maxmemory-policy'];
+    } catch {
+      return [];
+    }
+    if (policy === undefined || policy === 'noeviction') return [];
+    return [
+      `Redis at ${this.url} has maxmemory-policy "${policy}": when memory runs short it evicts keys, and queued tasks, claims and results vanish without a trace. Set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, and in redis.conf), so that a full Redis refuses new writes instead.`,
+    ];
+  }
+
   async close(): Promise<void> {
     const clients = [this.client, ...this.blockingClients.values(), ...(this.subscriber ? [this.subscriber] : [])];
     this.blockingClients.clear();
