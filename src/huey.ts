@@ -41,7 +41,7 @@ import {
   type TaskOptions,
   type TaskWrapper,
 } from './task.js';
-import { checkCallOptions, checkMessage, dueAt, etaOf, MAX_SECONDS } from './validate.js';
+import { checkCallOptions, checkInstanceName, checkMessage, dueAt, etaOf, MAX_SECONDS } from './validate.js';
 
 /** The hooks of a Huey that has none, without a copy per run. */
 const NO_HOOKS: readonly never[] = [];
@@ -187,7 +187,7 @@ export class Huey {
     readonly name: string,
     options: HueyOptions = {},
   ) {
-    if (!name) throw new ConfigurationError('a Huey instance needs a name');
+    checkInstanceName(name);
     this.configuredStorage = options.storage ?? new MemoryStorage();
     this.serializer = options.serializer ?? new JsonSerializer();
     this.results = options.results ?? true;

@@ -30,6 +30,24 @@ export const MAX_TIME = 8.64e15;
  */
 export const MAX_SECONDS = 1e12;
 
+/**
+ * What an instance name may be, on every storage: letters, digits, `_`,
+ * `-` and `.`, starting with a letter or digit, at most 64. Each storage
+ * uses the name as it is (Redis keys `huey.{name}.*`, SQLite tables
+ * `huey_<name>_*`), so two different names never share a queue, and a name
+ * that works on one storage works on all.
+ */
+const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Refuse an instance name outside the one rule every storage shares; see `INSTANCE_NAME`. */
+export function checkInstanceName(name: unknown): void {
+  if (typeof name !== 'string' || !INSTANCE_NAME.test(name)) {
+    throw new ConfigurationError(
+      `instance name must be 1 to 64 letters, digits, "_", "-" or ".", starting with a letter or digit (the same rule on every storage), not ${show(name)}`,
+    );
+  }
+}
+
 /** A value as an error message shows it. */
 function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);

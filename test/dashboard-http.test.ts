@@ -115,13 +115,19 @@ describe('dashboard responses', () => {
   });
 
   it('serves the page with the latest snapshot inside it, safe in its script block', async () => {
-    const huey = new MemoryHuey('page </script><script>alert(1)</script>');
+    const huey = new MemoryHuey('page');
+    const hostile = '</script><script>alert(1)</script>';
+    const echo = huey.task()(function echo(text: string) {
+      return text;
+    });
+    await echo(hostile).enqueued;
     const dashboard = await startDashboard(huey, { port: 0 });
     try {
       const html = await (await fetch(dashboard.url)).text();
       const block = /<script type="application\/json" id="initial-snapshot">([^]*?)<\/script>/.exec(html);
       assert.ok(block, 'the page carries a snapshot');
-      assert.equal((JSON.parse(block[1]!) as Snapshot).name, 'page </script><script>alert(1)</script>');
+      const [row] = (JSON.parse(block[1]!) as Snapshot).pendingTasks as Array<{ args: unknown[] }>;
+      assert.deepEqual(row?.args, [hostile], 'the task argument arrives whole, as data');
       assert.equal(html.match(/<script/g)!.length, 2, 'no text of the queue opens a script of its own');
     } finally {
       await dashboard.close();

@@ -66,7 +66,7 @@ describe('redis key layout', () => {
   });
 
   it('refuses a name that would break the hash tag', () => {
-    assert.throws(() => new RedisStorage('bad{name}'), /no braces/);
+    assert.throws(() => new RedisStorage('bad{name}'), /instance name must be 1 to 64 letters, digits/);
   });
 
   it('runs its scripts again after Redis forgets them', async () => {

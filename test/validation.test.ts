@@ -311,3 +311,19 @@ describe('values the serializer cannot carry', () => {
     }
   });
 });
+
+describe('instance names', () => {
+  it('follows one rule on every storage, refusing a bad name before anything is opened', () => {
+    const flavors: Array<[string, (name: string) => unknown]> = [
+      ['MemoryHuey', (name) => new MemoryHuey(name)],
+      ['RedisHuey', (name) => new RedisHuey(name, { url: 'redis://127.0.0.1:1' })],
+      ['SqliteHuey', (name) => new SqliteHuey(name, { filename: ':memory:' })],
+    ];
+    for (const [flavor, make] of flavors) {
+      for (const bad of ['', 'my{app}', 'a b', '-leading', 'x'.repeat(65), 'page </script>', 'tab\there']) {
+        assert.throws(() => make(bad), /instance name must be 1 to 64 letters, digits, "_", "-" or "\."/, `${flavor} refuses ${JSON.stringify(bad)}`);
+      }
+      for (const good of ['my-app', 'my_app', 'v1.2', 'A', 'x'.repeat(64)]) assert.ok(make(good), `${flavor} takes ${good}`);
+    }
+  });
+});

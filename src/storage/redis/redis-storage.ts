@@ -1,5 +1,6 @@
 import { createClient, type RedisClientOptions, type RedisClientType } from 'redis';
-import { ConfigurationError, HueyError, StorageError } from '../../errors.js';
+import { HueyError, StorageError } from '../../errors.js';
+import { checkInstanceName } from '../../validate.js';
 import type { Adoption, Claim, DeadLetter, DueMove, Storage } from '../storage.js';
 import { scripts } from './lua-script.js';
 
@@ -42,9 +43,7 @@ export class RedisKeys {
   private readonly prefix: string;
 
   constructor(name: string) {
-    if (!name || /[{}]/.test(name)) {
-      throw new ConfigurationError(`instance name ${JSON.stringify(name)} must be non-empty and contain no braces`);
-    }
+    checkInstanceName(name);
     this.prefix = `huey.{${name}}`;
     this.queue = `${this.prefix}.queue`;
     this.schedule = `${this.prefix}.schedule`;
