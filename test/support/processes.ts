@@ -27,8 +27,8 @@ export class Spawned {
   private listeners: Array<() => void> = [];
 
   /** With `ownGroup`, the child leads a process group of its own, as a command started in a terminal does. */
-  constructor(command: string, args: string[], env: NodeJS.ProcessEnv = {}, ownGroup = false) {
-    this.child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: ownGroup });
+  constructor(command: string, args: string[], env: NodeJS.ProcessEnv = {}, ownGroup = false, cwd = ROOT) {
+    this.child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: ownGroup });
     const collect = (chunk: Buffer) => {
       this.output += chunk.toString();
       for (const listener of this.listeners) listener();
