@@ -25,13 +25,13 @@ describe('examples/simple on SQLite', () => {
   it('runs end to end with the demo script (npm run example)', async () => {
     const demo = await runScript('examples/simple/demo.ts', env('demo.db'));
     assert.equal(demo.code, 0, demo.output);
-    assert.match(demo.output, /storage: sqlite, polling/);
+    assert.match(demo.output, /storage: sqlite, blocking dequeue/);
     expectResults(demo.output);
     assert.match(demo.output, /consumer stopped/);
   });
 
   it('shares one file between a producer and process workers', async () => {
-    const consumer = startConsumer(['examples/simple/main.huey', '-w', '2', '-k', 'process', '-m', '0.5'], env('process.db'));
+    const consumer = startConsumer(['examples/simple/main.huey', '-w', '2', '-k', 'process'], env('process.db'));
     await consumer.waitFor(/consumer running with/);
     const producer = await runScript('examples/simple/producer.ts', env('process.db'));
     assert.equal(producer.code, 0, producer.output);

@@ -211,8 +211,7 @@ describe('examples/express on SQLite', () => {
     const pending = await request(base, 'GET', `/reports/${early.body.id}`);
     assert.deepEqual([pending.status, pending.body], [202, { id: early.body.id, status: 'pending' }]);
 
-    // SQLite is polled: a short --max-delay keeps an idle consumer quick to notice new work.
-    const consumerProcess = new Spawned(process.execPath, ['dist/cli/huey-consumer.js', 'examples/express/main.huey', '--workers', '2', '--max-delay', '0.5'], env);
+    const consumerProcess = new Spawned(process.execPath, ['dist/cli/huey-consumer.js', 'examples/express/main.huey', '--workers', '2'], env);
     await consumerProcess.waitFor(/consumer running with/);
     assert.match(consumerProcess.output, /storage: sqlite/);
     const built = await settled(base, `/reports/${early.body.id}`);

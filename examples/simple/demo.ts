@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const consumer = spawn(process.execPath, ['dist/cli/huey-consumer.js', 'examples/simple/main.huey', '--workers', '2', '--max-delay', '0.5', ...process.argv.slice(2)], {
+const consumer = spawn(process.execPath, ['dist/cli/huey-consumer.js', 'examples/simple/main.huey', '--workers', '2', ...process.argv.slice(2)], {
   cwd: root,
   stdio: ['ignore', 'inherit', 'pipe'],
 });

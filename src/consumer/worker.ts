@@ -124,7 +124,11 @@ export class Worker {
   private runEnded?: (ended: boolean) => void;
   /** When the loop began waiting for a slot with messages claimed ahead in hand (performance.now()). */
   private slotWaitSince?: number;
-  /** Looks now and then whether that wait has gone on too long; one timer per worker, not one per wait. */
+  /**
+   * Looks now and then whether that wait has gone on too long; one timer per
+   * worker, not one per wait, and none while the worker is idle (half an idle
+   * consumer's CPU went to it).
+   */
   private watchdog?: NodeJS.Timeout;
   /** The first storage failure of a run, for the loop to handle. */
   private failure?: { error: unknown };
@@ -172,9 +176,6 @@ export class Worker {
     let errorDelay = this.delay;
     let holdsStaleClaims = false;
     this.reporter.start();
-    this.watchdog = setInterval(() => {
-      if (this.slotWaitSince !== undefined && performance.now() - this.slotWaitSince > this.giveBackAfterMs) this.runEnded?.(false);
-    }, this.giveBackAfterMs / 2).unref();
     while (!this.stopping) {
       let worked = false;
       let failed = false;
@@ -199,7 +200,10 @@ export class Worker {
         this.ahead = undefined;
         if (!batch && !this.stopping) {
           // About to wait for work: with nothing running, first confirm everything run so far.
-          if (this.running === 0) await this.settle();
+          if (this.running === 0) {
+            this.stopWatchdog();
+            await this.settle();
+          }
           batch = await this.fetch(this.huey.storage.blocking ? this.blockingTimeoutMs : 0);
         }
         if (batch && this.reporter.paused) {
@@ -237,7 +241,7 @@ export class Worker {
       }
     }
     await this.allRunsEnded();
-    clearInterval(this.watchdog);
+    this.stopWatchdog();
     await this.reporter.stop();
     if (holdsStaleClaims || this.failure) return; // the consumer puts them back once the storage answers
     try {
@@ -360,6 +364,11 @@ export class Worker {
     );
   }
 
+  private stopWatchdog(): void {
+    clearInterval(this.watchdog);
+    this.watchdog = undefined;
+  }
+
   private runEnd(): void {
     this.running--;
     this.runEnded?.(true);
@@ -371,7 +380,12 @@ export class Worker {
    * up after the give-back time: false.
    */
   private async freeSlot(holdingAhead = false): Promise<boolean> {
-    if (holdingAhead) this.slotWaitSince = performance.now();
+    if (holdingAhead) {
+      this.slotWaitSince = performance.now();
+      this.watchdog ??= setInterval(() => {
+        if (this.slotWaitSince !== undefined && performance.now() - this.slotWaitSince > this.giveBackAfterMs) this.runEnded?.(false);
+      }, this.giveBackAfterMs / 2).unref();
+    }
     try {
       while (this.running >= this.concurrency && !this.stopping) {
         if (!(await this.nextRunEnd()) && holdingAhead) return false;

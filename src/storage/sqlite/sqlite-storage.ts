@@ -1,4 +1,6 @@
+import { watch as watchPath, type FSWatcher } from 'node:fs';
 import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
 import type Database from 'better-sqlite3';
 import { StorageError } from '../../errors.js';
 import type { Adoption, Claim, DeadLetter, DueMove, Storage } from '../storage.js';
@@ -65,6 +67,27 @@ const SCHEMA = (t: string) => `
 type Row = Record<string, unknown>;
 
 /**
+ * While a dequeue waits, the instance looks whether another connection has
+ * committed (`PRAGMA data_version`, a read of the shared WAL index) when the
+ * WAL file is written, a few ms after (`FILE_EVENT_SETTLE_MS`, so that the
+ * writer has published its commit), and every `SAFETY_INTERVAL_MS` besides.
+ * Where the file cannot be watched it looks every `WATCH_INTERVAL_MS`
+ * instead: each look wakes the process, which costs more than the read
+ * (measured on Linux: 0.6% of a core for a bare 25 ms timer). With nothing
+ * waiting, there is no timer and no watch at all.
+ */
+const WATCH_INTERVAL_MS = 25;
+const SAFETY_INTERVAL_MS = 250;
+const FILE_EVENT_SETTLE_MS = 2;
+
+/** A dequeue waiting for the queue to change; `version` is the data_version it last saw. */
+interface Waiter {
+  version: number;
+  /** true: something changed, look again; false: the wait is over (timed out, or the storage closed). */
+  wake(changed: boolean): void;
+}
+
+/**
  * The native binding is loaded on first open, not on import: an app on Redis
  * (and every worker process it starts) does not pay for loading it.
  */
@@ -81,12 +104,18 @@ function loadBinding(): (filename: string) => Database.Database {
  * An embedded storage in one SQLite file: no server to run. Safe across the
  * processes of one machine (WAL mode; every multi-step change is one
  * transaction, taken with an immediate write lock), with the same claim →
- * ack and lease recovery as Redis. It cannot block on an empty queue, so
- * workers poll it with the consumer's delay and backoff.
+ * ack and lease recovery as Redis.
+ *
+ * A dequeue given a timeout waits for work, as on Redis, so workers do not
+ * poll with a backoff: an enqueue through this instance (a producer, a
+ * retry, the scheduler moving due tasks) wakes its waiters at once, and
+ * while anything waits one timer per instance reads `PRAGMA data_version`
+ * every few tens of ms, which changes when another connection (another
+ * process, or a thread worker's) commits; waiters then look again.
  */
 export class SqliteStorage implements Storage {
   readonly kind = 'sqlite';
-  readonly blocking = false;
+  readonly blocking = true;
   readonly ordersByPriority = true;
   readonly filename: string;
   private db?: Database.Database;
@@ -95,6 +124,13 @@ export class SqliteStorage implements Storage {
   /** Row ids of runs started and not yet recorded: written together after a turn of the event loop, unless acked first. */
   private startedMarks = new Set<number>();
   private marksFlush?: NodeJS.Immediate;
+  /** Dequeues waiting for work, and what watches other connections' commits while there are any. */
+  private waiters = new Set<Waiter>();
+  private watcher?: NodeJS.Timeout;
+  private walWatcher?: FSWatcher;
+  private walCheck?: NodeJS.Timeout;
+  /** Counts closes: a wait that outlives one must not reopen the file. */
+  private closes = 0;
 
   constructor(
     readonly name: string,
@@ -162,6 +198,9 @@ export class SqliteStorage implements Storage {
   }
 
   async close(): Promise<void> {
+    // Waiting dequeues return empty at once.
+    this.closes++;
+    for (const waiter of [...this.waiters]) waiter.wake(false);
     this.flushMarks();
     this.statements.clear();
     this.db?.close();
@@ -185,6 +224,7 @@ export class SqliteStorage implements Storage {
 
   async enqueue(data: string, priority = 0): Promise<void> {
     this.sql('INSERT INTO "$t_queue" (data, priority) VALUES (?, ?)').run(data, priority);
+    this.wakeWaiters();
   }
 
   async enqueueMany(items: ReadonlyArray<{ data: string; priority?: number }>): Promise<void> {
@@ -192,13 +232,35 @@ export class SqliteStorage implements Storage {
     this.atomically(() => {
       for (const item of items) insert.run(item.data, item.priority ?? 0);
     });
+    if (items.length > 0) this.wakeWaiters();
   }
 
-  async dequeue(workerId: string): Promise<Claim | null> {
-    return (await this.dequeueMany(workerId, 1))[0] ?? null;
+  async dequeue(workerId: string, timeoutMs = 0): Promise<Claim | null> {
+    return (await this.dequeueMany(workerId, 1, timeoutMs))[0] ?? null;
   }
 
-  async dequeueMany(workerId: string, count: number): Promise<Claim[]> {
+  /**
+   * Claim up to `count` messages; on an empty queue wait up to `timeoutMs`
+   * for one. A waiting claim first reads whether anything is queued, so an
+   * idle worker never takes the write lock (nor waits on a writer's).
+   */
+  async dequeueMany(workerId: string, count: number, timeoutMs = 0): Promise<Claim[]> {
+    if (!(timeoutMs > 0)) return this.claim(workerId, count);
+    const deadline = performance.now() + timeoutMs;
+    const closes = this.closes;
+    for (;;) {
+      // The version is read before looking, so a commit made after the look is seen as a change.
+      const version = this.dataVersion();
+      if (this.sql('SELECT 1 FROM "$t_queue" WHERE owner IS NULL LIMIT 1').get() !== undefined) {
+        const claims = this.claim(workerId, count);
+        if (claims.length > 0) return claims;
+      }
+      const left = deadline - performance.now();
+      if (left <= 0 || !(await this.changed(version, left)) || this.closes !== closes) return [];
+    }
+  }
+
+  private claim(workerId: string, count: number): Claim[] {
     const rows = this.sql(
       `UPDATE "$t_queue" SET owner = ? WHERE id IN (
          SELECT id FROM "$t_queue" WHERE owner IS NULL ORDER BY priority DESC, id LIMIT ?
@@ -207,6 +269,91 @@ export class SqliteStorage implements Storage {
     // RETURNING gives no order of its own.
     rows.sort((a, b) => Number(b.priority) - Number(a.priority) || Number(a.id) - Number(b.id));
     return rows.map((row) => ({ data: String(row.data), workerId, receipt: String(row.id) }));
+  }
+
+  /** Changes when another connection commits to the file; this connection's own commits leave it. */
+  private dataVersion(): number {
+    return Number((this.sql('PRAGMA data_version').get() as Row).data_version);
+  }
+
+  /**
+   * Resolves true once the queue may have changed since `version` was read
+   * (another connection committed, or this instance queued something), false
+   * after `timeoutMs` or at `close()`. The timeout keeps the process alive
+   * as a pending read would; the shared watcher does not.
+   */
+  private changed(version: number, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        version,
+        wake: (changed) => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          if (this.waiters.size === 0) this.stopWatching();
+          resolve(changed);
+        },
+      };
+      const timer = setTimeout(() => waiter.wake(false), timeoutMs);
+      this.waiters.add(waiter);
+      if (!this.watcher) this.startWatching();
+    });
+  }
+
+  private startWatching(): void {
+    this.walWatcher = this.watchWal();
+    this.watcher = setInterval(() => this.watch(), this.walWatcher ? SAFETY_INTERVAL_MS : WATCH_INTERVAL_MS).unref();
+  }
+
+  private stopWatching(): void {
+    clearInterval(this.watcher);
+    clearTimeout(this.walCheck);
+    this.walWatcher?.close();
+    this.watcher = this.walCheck = this.walWatcher = undefined;
+  }
+
+  /**
+   * Watch the WAL file, which every commit writes (inotify on Linux): a
+   * check follows each burst of writes. None where it cannot be watched
+   * (an in-memory database, no file events, no watches left).
+   */
+  private watchWal(): FSWatcher | undefined {
+    try {
+      const row = this.sql("SELECT file FROM pragma_database_list WHERE name = 'main'").get() as Row | undefined;
+      if (!row?.file) return undefined;
+      const watcher = watchPath(`${String(row.file)}-wal`, { persistent: false }, () => {
+        this.walCheck ??= setTimeout(() => {
+          this.walCheck = undefined;
+          this.watch();
+        }, FILE_EVENT_SETTLE_MS);
+      });
+      watcher.on('error', () => {
+        // Gone (the file was replaced): look often for the rest of this wait.
+        if (this.walWatcher !== watcher) return;
+        this.stopWatching();
+        this.watcher = setInterval(() => this.watch(), WATCH_INTERVAL_MS).unref();
+      });
+      return watcher;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The watcher's tick: wake the waiters that have not seen the current version. */
+  private watch(): void {
+    let version: number | undefined;
+    try {
+      if (this.db) version = this.dataVersion();
+    } catch {
+      // Unreadable now: the waiters look for themselves, and their claim reports the error.
+    }
+    for (const waiter of [...this.waiters]) {
+      if (version === undefined || waiter.version !== version) waiter.wake(true);
+    }
+  }
+
+  /** Something was queued through this connection, which its own data_version does not show. */
+  private wakeWaiters(): void {
+    for (const waiter of [...this.waiters]) waiter.wake(true);
   }
 
   markStarted(claim: Claim): void {
@@ -241,7 +388,9 @@ export class SqliteStorage implements Storage {
   async release(claims: readonly Claim[]): Promise<number> {
     // A row keeps its place in line: clearing its owner puts it back there.
     const release = this.sql('UPDATE "$t_queue" SET owner = NULL, started = 0 WHERE id = ? AND owner = ?');
-    return this.atomically(() => claims.reduce((moved, claim) => moved + release.run(Number(claim.receipt), claim.workerId).changes, 0));
+    const moved = this.atomically(() => claims.reduce((moved, claim) => moved + release.run(Number(claim.receipt), claim.workerId).changes, 0));
+    if (moved > 0) this.wakeWaiters();
+    return moved;
   }
 
   async deadLetter(claim: Claim, reason: string): Promise<void> {
@@ -266,7 +415,9 @@ export class SqliteStorage implements Storage {
   }
 
   async requeue(workerId: string): Promise<number> {
-    return this.sql('UPDATE "$t_queue" SET owner = NULL, started = 0 WHERE owner = ?').run(workerId).changes;
+    const moved = this.sql('UPDATE "$t_queue" SET owner = NULL, started = 0 WHERE owner = ?').run(workerId).changes;
+    if (moved > 0) this.wakeWaiters();
+    return moved;
   }
 
   async claimed(workerId: string): Promise<Claim[]> {
@@ -308,7 +459,7 @@ export class SqliteStorage implements Storage {
   }
 
   async adoptClaims(ownerId: string, adopterId: string, maxStalls: number, concurrency: number): Promise<Adoption | null> {
-    return this.atomically(() => {
+    const adoption = this.atomically(() => {
       const gone = this.sql('DELETE FROM "$t_leases" WHERE owner = ? AND deadline < ?').run(ownerId, Date.now()).changes;
       if (gone === 0) return null;
       // Runs start in claim order: only the oldest `concurrency` rows may have been running
@@ -322,6 +473,8 @@ export class SqliteStorage implements Storage {
       const stalled = stalledRows.map((row) => ({ data: String(row.data), workerId: adopterId, receipt: String(row.id) }));
       return { started, requeued, stalled };
     });
+    if (adoption && adoption.requeued > 0) this.wakeWaiters();
+    return adoption;
   }
 
   async addToSchedule(data: string, timestamp: number, priority = 0): Promise<void> {
@@ -337,12 +490,14 @@ export class SqliteStorage implements Storage {
   }
 
   async enqueueDue(timestamp: number): Promise<DueMove> {
-    return this.atomically(() => {
+    const due = this.atomically(() => {
       this.sql('INSERT INTO "$t_queue" (data, priority) SELECT data, priority FROM "$t_schedule" WHERE eta <= ? ORDER BY eta, id').run(timestamp);
       const moved = this.sql('DELETE FROM "$t_schedule" WHERE eta <= ?').run(timestamp).changes;
       const next = (this.sql('SELECT min(eta) AS next FROM "$t_schedule"').get() as Row).next;
       return { moved, next: next === null || next === undefined ? null : Number(next) };
     });
+    if (due.moved > 0) this.wakeWaiters();
+    return due;
   }
 
   async scheduleSize(): Promise<number> {
