@@ -326,4 +326,24 @@ describe('instance names', () => {
       for (const good of ['my-app', 'my_app', 'v1.2', 'A', 'x'.repeat(64)]) assert.ok(make(good), `${flavor} takes ${good}`);
     }
   });
+
+  it('never lets two names share a queue: my-app and my_app in one SQLite file stay apart', async () => {
+    const filename = join(tmpdir(), `huey-names-${randomUUID()}.db`);
+    const dashed = new SqliteHuey('my-app', { filename });
+    const underscored = new SqliteHuey('my_app', { filename });
+    try {
+      const task = dashed.task()(function named() {
+        return 1;
+      });
+      await task().enqueued;
+      assert.equal(await dashed.pendingCount(), 1);
+      assert.equal(await underscored.pendingCount(), 0);
+    } finally {
+      await dashed.close();
+      await underscored.close();
+      rmSync(filename, { force: true });
+      rmSync(`${filename}-wal`, { force: true });
+      rmSync(`${filename}-shm`, { force: true });
+    }
+  });
 });

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type Database from 'better-sqlite3';
 import { StorageError } from '../../errors.js';
 import type { Adoption, Claim, DeadLetter, DueMove, Storage } from '../storage.js';
+import { checkInstanceName } from '../../validate.js';
 
 export interface SqliteStorageOptions {
   /** The database file, shared by the producer, the consumer and its workers. @defaultValue `huey-<name>.db` */
@@ -137,7 +138,9 @@ export class SqliteStorage implements Storage {
     private readonly options: SqliteStorageOptions = {},
   ) {
     this.filename = options.filename ?? `huey-${name}.db`;
-    this.table = `huey_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
+    // The name as it is (every table name is quoted): my-app and my_app never share tables.
+    checkInstanceName(name);
+    this.table = `huey_${name}`;
   }
 
   async connect(): Promise<void> {
