@@ -3,8 +3,9 @@
 // prints medians and the ratio huey-ts / BullMQ, and writes bench/RESULTS.md.
 //   npm run bench -- [rounds=3]
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpus, tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Queue, Worker as BullWorker } from 'bullmq';
 import { Redis as IORedis } from 'ioredis';
@@ -258,9 +259,44 @@ const scenarios: Scenario[] = [
   { name: '7a. idle: Redis commands per second, 1 slot', unit: 'commands/s', higherIsBetter: false, run: idle(1, 'commands') },
   { name: '7b. idle: Redis commands per second, 50 slots', unit: 'commands/s', higherIsBetter: false, run: idle(50, 'commands') },
   { name: '7c. idle: consumer CPU, 50 slots', unit: '% of a core', higherIsBetter: false, run: async (side) => idleCpu.get(side.name) ?? NaN },
+  // huey-ts alone: BullMQ has no embedded storage.
+  { name: '8a. SQLite: latency enqueue → start, idle (p50)', unit: 'ms', higherIsBetter: false, run: async (side) => (side.name === 'huey-ts' ? sqliteLatency() : NaN) },
+  { name: '8b. SQLite: latency enqueue → start, idle (p99)', unit: 'ms', higherIsBetter: false, run: async (side) => (side.name === 'huey-ts' ? (sqliteP99 ?? NaN) : NaN) },
 ];
 /** The p99 of the latest 5a run of each side, reported as its own row. */
 const p99s = new Map<string, number>();
+
+/** The p99 of the latest 8a run, reported as 8b. */
+let sqliteP99: number | undefined;
+
+/**
+ * Enqueue → start on the embedded default, as the README runs it: a
+ * `huey-consumer -w 2` process on a SQLite file, a producer (this process)
+ * enqueueing one task at a time with idle gaps of 50 to 250 ms between them.
+ */
+async function sqliteLatency(): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'huey-bench-sqlite-'));
+  process.env.HUEY_SQLITE_FILE = join(dir, 'bench.db');
+  const consumer = startConsumer(['bench/sqlite-tasks.huey', '-w', '2', '-q', '-n'], { HUEY_SQLITE_FILE: process.env.HUEY_SQLITE_FILE });
+  try {
+    await consumer.waitFor(/bench module loaded/, 30_000);
+    const { huey, stamp } = await import('./sqlite-tasks.js');
+    const latencies: number[] = [];
+    for (let i = 0; i < SIZES.latency / 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 200));
+      const sent = performance.timeOrigin + performance.now();
+      const started = await stamp().get({ blocking: true, timeout: 30 });
+      latencies.push(started - sent);
+    }
+    await huey.close();
+    sqliteP99 = percentile(latencies, 0.99);
+    return median(latencies);
+  } finally {
+    consumer.child.kill('SIGTERM');
+    await consumer.exited();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 /** Seconds an idle consumer is watched for scenario 7. */
 const IDLE_SECONDS = 10;
@@ -341,13 +377,14 @@ const ceiling = execFileSync('redis-benchmark', ['-p', String(redis.port), '-n',
 await admin.close();
 await redis.close();
 
-const format = (x: number) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2));
+const format = (x: number) => (Number.isNaN(x) ? '–' : x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2));
 const rows = chosen.map((scenario) => {
   const { huey, bull } = results.get(scenario.name)!;
   const h = median(huey);
   const b = median(bull);
   const ratio = b === 0 ? NaN : h / b;
-  return `| ${scenario.name} | ${scenario.unit} | ${format(h)} | ${format(b)} | ${ratio.toFixed(2)}${scenario.higherIsBetter ? '' : ' (lower is better)'} |`;
+  const shown = Number.isNaN(ratio) ? '–' : `${ratio.toFixed(2)}${scenario.higherIsBetter ? '' : ' (lower is better)'}`;
+  return `| ${scenario.name} | ${scenario.unit} | ${format(h)} | ${format(b)} | ${shown} |`;
 });
 /**
  * How close a huey-ts drain comes to Redis itself: its tasks/s against the
