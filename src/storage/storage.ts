@@ -157,7 +157,11 @@ export interface Storage {
   watchResult(id: string, listener: () => void): Promise<(() => void) | null>;
   /** The value at `key`, or null. */
   peekData(key: string): Promise<string | null>;
-  /** The values at `keys`, null where empty, in one round trip. */
+  /**
+   * The values at `keys` written with `putData` (flags, locks: what a worker
+   * reads for every batch), null where empty, in one round trip. A result
+   * stored with a time to live need not be among them: read it with `peekData`.
+   */
   peekDataMany(keys: readonly string[]): Promise<Array<string | null>>;
   /** The value at `key` (null if none), removed in the same step. */
   popData(key: string): Promise<string | null>;

@@ -592,11 +592,10 @@ export class RedisStorage implements Storage {
 
   async peekDataMany(keys: readonly string[]): Promise<Array<string | null>> {
     if (keys.length === 0) return [];
-    // As peek-data-2.lua reads: a value's own key first, then the data hash.
-    const [own, hashed] = (await this.send((client) =>
-      client.multi().mGet(keys.map((key) => this.keys.result(key))).hmGet(this.keys.data, [...keys]).exec(),
-    )) as unknown as [Array<string | null>, Array<string | null>];
-    return keys.map((_, i) => own[i] ?? hashed[i] ?? null);
+    // Values written with putData live in the hash; only results with a time to live do not,
+    // and this is the worker's read of revocation flags for every batch: one HMGET.
+    const values = await this.send((client) => client.hmGet(this.keys.data, [...keys]));
+    return values.map((value) => value ?? null);
   }
 
   async popData(key: string): Promise<string | null> {
