@@ -120,6 +120,9 @@ export interface ExecuteOptions {
   settleLater?: (settling: Promise<void>) => void;
 }
 
+/** A worker's claim on the message being run, and whether it was acked yet. */
+type Settle = { claim: Claim; acked: boolean };
+
 /** A message's revocation flags as stored: by its id, and by its task's name. */
 export type RevocationFlags = readonly [byId: string | null, byTask: string | null];
 
@@ -540,7 +543,7 @@ export class Huey {
     else await settling;
   }
 
-  private async run(message: Message, now: number, settle: { claim: Claim; acked: boolean } | undefined, options: ExecuteOptions): Promise<Outcome> {
+  private async run(message: Message, now: number, settle: Settle | undefined, options: ExecuteOptions): Promise<Outcome> {
     const definition = this.registry.get(message.name);
     if (!definition) throw new UnknownTaskError(message.name);
     // Only a run with a timeout can be aborted; the others share a signal that never fires.
@@ -579,7 +582,7 @@ export class Huey {
       } catch (error) {
         // Canceled before it ran: in a chord it counts as null, as a revoked member does. As in
         // Huey a hook's cancel is for good, unless it asks for a retry outright (which Huey ignores).
-        if (error instanceof CancelExecution) return this.cancel(message, context, error, { value: null, retry: error.retry === true });
+        if (error instanceof CancelExecution) return this.cancel(message, context, error, { value: null, retry: error.retry === true }, settle);
         this.logger.error(`pre-execute hook failed for ${message.name} ${message.id}: ${errorText(error)}`);
       }
     }
@@ -591,9 +594,9 @@ export class Huey {
     try {
       value = await definition.invoke(message, context, abort);
     } catch (error) {
-      if (error instanceof RetryTask) return this.retryWithoutCount(message, context, error);
-      if (error instanceof RateLimitExceeded && error.retry) return this.retryWithoutCount(message, context, error);
-      if (error instanceof CancelExecution) return this.cancel(message, context, error);
+      if (error instanceof RetryTask) return this.retryWithoutCount(message, context, error, settle);
+      if (error instanceof RateLimitExceeded && error.retry) return this.retryWithoutCount(message, context, error, settle);
+      if (error instanceof CancelExecution) return this.cancel(message, context, error, undefined, settle);
       failed = true;
       failure = error;
     }
@@ -645,7 +648,7 @@ export class Huey {
       if (message.chord && !message.onComplete) await countIntoChord(this, message, { value });
       return { status: 'complete' };
     }
-    return this.fail(message, failure, context);
+    return this.fail(message, failure, context, settle);
   }
 
   /**
@@ -663,12 +666,12 @@ export class Huey {
    * any are left, or store the error as the task's result. The consumer also
    * calls this for a run whose worker died or was stopped for its timeout.
    */
-  async fail(message: Message, error: unknown, context: TaskContext = contextOf(message, this)): Promise<Outcome> {
+  async fail(message: Message, error: unknown, context: TaskContext = contextOf(message, this), settle?: Settle): Promise<Outcome> {
     const signal = error instanceof TaskLockedError ? 'locked' : error instanceof TaskTimeout ? 'timeout' : error instanceof RateLimitExceeded ? 'rate-limited' : 'error';
     await this.emit(signal, message, error, context);
     if (message.retries > 0) {
       if (this.storeIntermediateErrors) await this.surfaceError(message, error);
-      await this.retry(message, context, error);
+      await this.retry(message, context, error, settle);
       return { status: 'retrying', error };
     }
     await this.settleFailure(message, error);
@@ -733,11 +736,32 @@ export class Huey {
   }
 
   /** Enqueue the next try of a failed run, using up one retry. */
-  private async retry(message: Message, context: TaskContext, error: unknown): Promise<void> {
+  private async retry(message: Message, context: TaskContext, error: unknown, settle?: Settle): Promise<void> {
     const delay = message.retryDelay;
     await this.emit('retrying', message, error, context);
     const next = { ...message, retries: message.retries - 1, retryDelay: delay * message.retryBackoff };
-    await this.enqueue(dueAt(next, delay > 0 ? Date.now() + delay * 1000 : null));
+    await this.enqueueRetry(dueAt(next, delay > 0 ? Date.now() + delay * 1000 : null), settle);
+  }
+
+  /**
+   * Enqueue a run's next try. Given the run's claim, the retry and the ack go
+   * in one storage step where the storage can: a consumer that dies between
+   * the two would otherwise leave the claim to be run again beside its retry.
+   */
+  private async enqueueRetry(next: Message, settle?: Settle): Promise<void> {
+    const storage = this.storage;
+    if (!settle || settle.acked || !storage.retryAndAck || this.immediateMode) {
+      await this.enqueue(next);
+      return;
+    }
+    const message = this.stamp(next);
+    const data = this.serializeMessage(message);
+    const eta = message.eta !== null && message.eta > Date.now() ? message.eta : null;
+    // Acked by the step below, or (if it fails) never: the claim then goes back and runs again.
+    settle.acked = true;
+    await this.track(storage.retryAndAck(settle.claim, data, eta, message.priority));
+    this.enqueueCounter.count(message.name);
+    await this.emit(eta === null ? 'enqueued' : 'scheduled', message);
   }
 
   /**
@@ -746,7 +770,7 @@ export class Huey {
    * waits the task's `retryDelay`, which then grows by its `retryBackoff`, as
    * a counted retry's does (Huey does the same); with one of them it runs then.
    */
-  private async retryWithoutCount(message: Message, context: TaskContext, request: RetryTask | RateLimitExceeded): Promise<Outcome> {
+  private async retryWithoutCount(message: Message, context: TaskContext, request: RetryTask | RateLimitExceeded, settle?: Settle): Promise<Outcome> {
     let next: Message;
     if (request instanceof RateLimitExceeded) {
       next = dueAt(message, request.retryAt.getTime());
@@ -760,7 +784,7 @@ export class Huey {
     // Huey's order: rate-limited (for a full limit), retrying, then scheduled or enqueued as the copy is written.
     if (request instanceof RateLimitExceeded) await this.emit('rate-limited', message, request, context);
     await this.emit('retrying', message, request, context);
-    await this.enqueue(next);
+    await this.enqueueRetry(next, settle);
     return { status: 'retrying', error: request };
   }
 
@@ -769,12 +793,13 @@ export class Huey {
     context: TaskContext,
     cancel: CancelExecution,
     before?: { value: null; retry: boolean },
+    settle?: Settle,
   ): Promise<Outcome> {
     await this.emit('canceled', message, cancel, context);
     // As in Huey: retry: true forces a retry, undefined retries only when some are left (in a task, not a hook).
     const retry = before ? before.retry : cancel.retry === true || (cancel.retry === undefined && message.retries > 0);
     if (retry) {
-      await this.retry({ ...message, retries: Math.max(message.retries, 1) }, context, cancel);
+      await this.retry({ ...message, retries: Math.max(message.retries, 1) }, context, cancel, settle);
       return { status: 'retrying', error: cancel };
     }
     // As in Huey, the caller can read why: get() rejects with a TaskError naming CancelExecution, and .error() handlers run.

@@ -67,6 +67,9 @@ describe('retries', () => {
     await drain();
     const first = (await huey.scheduled())[0]!;
     assert.ok(first.eta! - started >= 10_000 && first.eta! - started < 12_000, 'first retry in 10 s');
+    // The retry went in with the failed run's ack, in one storage step: no claim is left beside it.
+    assert.deepEqual(await huey.storage.claimed('features-worker'), []);
+    assert.equal(await huey.scheduledCount(), 1);
     assert.equal(first.retryDelay, 20);
     await releaseScheduled();
     const secondStart = Date.now();

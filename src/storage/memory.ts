@@ -107,6 +107,13 @@ export class MemoryStorage implements Storage {
     this.stalls.delete(claim.data);
   }
 
+  async retryAndAck(claim: Claim, data: string, eta: number | null, priority: number): Promise<void> {
+    // In one process's memory nothing can come between the two.
+    if (eta === null) await this.enqueue(data, priority);
+    else await this.addToSchedule(data, eta, priority);
+    await this.ack(claim);
+  }
+
   async release(claims: readonly Claim[]): Promise<number> {
     let moved = 0;
     // Last first, so that the first given ends up at the very front.

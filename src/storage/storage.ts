@@ -61,6 +61,14 @@ export interface Storage {
   markStarted(claim: Claim): void;
   /** Forget a claimed message: it was executed, or was re-enqueued under a new form. */
   ack(claim: Claim): Promise<void>;
+  /**
+   * Settle `claim` by enqueueing the next try of its message (`data`, due at
+   * `eta` in the schedule, or in the queue now when null, at `priority`) and
+   * acking the claim, in one step: a consumer that dies between the two can
+   * neither lose the retry nor leave the claim to run again beside it.
+   * Without it, a retry is enqueued, then the claim acked.
+   */
+  retryAndAck?(claim: Claim, data: string, eta: number | null, priority: number): Promise<void>;
   /** Put every message claimed by `workerId` back at the front of the queue. Returns how many. */
   requeue(workerId: string): Promise<number>;
   /**

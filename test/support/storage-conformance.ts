@@ -311,6 +311,23 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.equal(await storage.scheduleSize(), 0);
     });
 
+    it('settles a claim with its retry in one step, to the queue or the schedule', async () => {
+      assert.ok(storage.retryAndAck, 'every built-in storage retries and acks in one step');
+      await storage.enqueue('first try', 3);
+      const [claim] = await storage.dequeueMany('w-retry', 1);
+      await storage.retryAndAck(claim!, 'second try', null, 3);
+      assert.deepEqual(await storage.claimed('w-retry'), []);
+      assert.deepEqual(await storage.enqueuedItems(), ['second try']);
+      const [again] = await storage.dequeueMany('w-retry', 1);
+      assert.equal(again?.data, 'second try');
+      await storage.retryAndAck(again!, 'third try', 5000, 3);
+      assert.deepEqual(await storage.claimed('w-retry'), []);
+      assert.equal(await storage.queueSize(), 0);
+      assert.deepEqual(await storage.scheduledItems(), ['third try']);
+      assert.equal((await storage.enqueueDue(5000)).moved, 1);
+      assert.deepEqual(await storage.enqueuedItems(), ['third try']);
+    });
+
     it('moves each due message once even when schedulers race', async () => {
       await storage.enqueueMany([]);
       for (let i = 0; i < 50; i++) await storage.addToSchedule(`t${i}`, 100 + i);

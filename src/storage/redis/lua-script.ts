@@ -33,6 +33,7 @@ export const scripts = {
   claimMany: new LuaScript('claim-many-2'),
   requeue: new LuaScript('requeue-3'),
   ack: new LuaScript('ack-3'),
+  retryAck: new LuaScript('retry-ack-5'),
   release: new LuaScript('release-3'),
   enqueueDue: new LuaScript('enqueue-due-2'),
   readSchedule: new LuaScript('read-schedule-1'),

@@ -118,6 +118,17 @@ export class PriorityRedisStorage extends RedisStorage {
 
   // Scheduled members carry their priority ("<priority>|<data>") for the move to the queue.
 
+  /**
+   * A retry due later goes in with its ack, in one step, as on the plain
+   * queue; one due now enters the priority queue (its own script), then the
+   * claim is acked: a consumer dying between the two runs that task twice.
+   */
+  override async retryAndAck(claim: Claim, data: string, eta: number | null, priority = 0): Promise<void> {
+    if (eta !== null) return super.retryAndAck(claim, `${priority}|${data}`, eta);
+    await this.enqueue(data, priority);
+    await this.ack(claim);
+  }
+
   override async addToSchedule(data: string, timestamp: number, priority = 0): Promise<void> {
     return this.guard(async () => {
       await super.addToSchedule(`${priority}|${data}`, timestamp);

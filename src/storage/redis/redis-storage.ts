@@ -380,6 +380,13 @@ export class RedisStorage implements Storage {
     await this.send((client) => scripts.ack.run(client, keys, args));
   }
 
+  async retryAndAck(claim: Claim, data: string, eta: number | null): Promise<void> {
+    const receipt = claim.receipt ?? claim.data;
+    const keys = [this.keys.claimed(claim.workerId), this.keys.started(claim.workerId), this.keys.stalls, this.keys.queue, this.keys.schedule];
+    const args = [receipt, data, eta === null ? '' : eta, ...this.takeMarks(claim.workerId, receipt)];
+    await this.send((client) => scripts.retryAck.run(client, keys, args));
+  }
+
   async release(claims: readonly Claim[]): Promise<number> {
     if (claims.length === 0) return 0;
     const workerId = claims[0]!.workerId;

@@ -388,6 +388,18 @@ export class SqliteStorage implements Storage {
     if (this.startedMarks.size > 0) this.flushMarks();
   }
 
+  async retryAndAck(claim: Claim, data: string, eta: number | null, priority: number): Promise<void> {
+    this.startedMarks.delete(Number(claim.receipt));
+    this.atomically(() => {
+      if (eta === null) this.sql('INSERT INTO "$t_queue" (data, priority) VALUES (?, ?)').run(data, priority);
+      else this.sql('INSERT INTO "$t_schedule" (data, eta, priority) VALUES (?, ?, ?)').run(data, eta, priority);
+      this.sql('DELETE FROM "$t_queue" WHERE id = ? AND owner = ?').run(Number(claim.receipt), claim.workerId);
+    });
+    if (eta === null) this.wakeWaiters();
+    // Other runs started meanwhile are recorded now, as they are with an ack.
+    if (this.startedMarks.size > 0) this.flushMarks();
+  }
+
   async release(claims: readonly Claim[]): Promise<number> {
     // A row keeps its place in line: clearing its owner puts it back there.
     const release = this.sql('UPDATE "$t_queue" SET owner = NULL, started = 0 WHERE id = ? AND owner = ?');
