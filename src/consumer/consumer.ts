@@ -72,7 +72,7 @@ export interface ConsumerOptions {
   logLevel?: LogLevel;
   /** Write a line that a thread or process worker logged. Default: the Huey's logger. */
   workerLog?: (level: LogLevel, message: string, workerId: string) => void;
-  /** The scheduler's clock (ms since the epoch), for tests. */
+  /** The clock (ms since the epoch) of the scheduler and of async workers, for tests. */
   now?: () => number;
 }
 
@@ -142,7 +142,7 @@ export class Consumer {
     const workerOptions = { delay: options.delay, backoff: options.backoff, maxDelay: options.maxDelay, prefetchWindow: this.prefetchWindow };
     this.pool =
       this.workerType === 'async'
-        ? new AsyncPool(huey, `${this.id}.async`, this.workerCount, workerOptions)
+        ? new AsyncPool(huey, `${this.id}.async`, this.workerCount, { ...workerOptions, now: options.now })
         : new IsolatedPool(
             this.workerType,
             huey,
