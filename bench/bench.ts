@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { Queue, Worker as BullWorker } from 'bullmq';
 import { Redis as IORedis } from 'ioredis';
 import { createClient } from 'redis';
-import { RedisHuey } from '../src/index.js';
+import { RedisHuey, SqliteHuey } from '../src/index.js';
 import { Consumer } from '../src/consumer/consumer.js';
 import { Spawned, startConsumer } from '../test/support/processes.js';
 import { startRedis } from '../test/support/redis-server.js';
@@ -276,11 +276,15 @@ let sqliteP99: number | undefined;
  */
 async function sqliteLatency(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'huey-bench-sqlite-'));
-  process.env.HUEY_SQLITE_FILE = join(dir, 'bench.db');
-  const consumer = startConsumer(['bench/sqlite-tasks.huey', '-w', '2', '-q', '-n'], { HUEY_SQLITE_FILE: process.env.HUEY_SQLITE_FILE });
+  const filename = join(dir, 'bench.db');
+  const consumer = startConsumer(['bench/sqlite-tasks.huey', '-w', '2', '-q', '-n'], { HUEY_SQLITE_FILE: filename });
+  // The producer's side of the task: the consumer runs the one in bench/sqlite-tasks.ts under the same name.
+  const huey = new SqliteHuey('bench-sqlite', { filename });
+  const stamp = huey.task()(function stamp(): number {
+    throw new Error('runs in the consumer');
+  });
   try {
     await consumer.waitFor(/bench module loaded/, 30_000);
-    const { huey, stamp } = await import('./sqlite-tasks.js');
     const latencies: number[] = [];
     for (let i = 0; i < SIZES.latency / 3; i++) {
       await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 200));
