@@ -43,7 +43,7 @@ export class PriorityRedisStorage extends RedisStorage {
       const claims = await this.claim(workerId, count);
       if (claims.length > 0 || timeoutMs <= 0) return claims;
       // Wait for a wake-up; another worker may still win the message, which is fine.
-      await (await this.blockingClient(workerId)).blPop(this.keys.wake, timeoutMs / 1000);
+      await this.runBlocking(workerId, (client) => client.blPop(this.keys.wake, timeoutMs / 1000));
       return this.claim(workerId, count);
     });
   }
@@ -55,10 +55,10 @@ export class PriorityRedisStorage extends RedisStorage {
   }
 
   override async requeue(workerId: string): Promise<number> {
-    return this.guard(async () => {
+    return this.send(async (client) => {
       this.takeMarks(workerId);
       const keys = [this.keys.claimed(workerId), this.keys.priorityQueue, this.keys.started(workerId)];
-      return Number(await scripts.priorityRequeue.run(await this.ready(), keys));
+      return Number(await scripts.priorityRequeue.run(client, keys));
     });
   }
 
@@ -89,14 +89,14 @@ export class PriorityRedisStorage extends RedisStorage {
   }
 
   override async queueSize(): Promise<number> {
-    return this.guard(async () => {
-      return (await this.ready()).zCard(this.keys.priorityQueue);
+    return this.send(async (client) => {
+      return client.zCard(this.keys.priorityQueue);
     });
   }
 
   override async queueSizeByPriority(): Promise<Array<[number, number]>> {
-    return this.guard(async () => {
-      const flat = (await scripts.priorityDepths.run(await this.ready(), [this.keys.priorityQueue])) as number[];
+    return this.send(async (client) => {
+      const flat = (await scripts.priorityDepths.run(client, [this.keys.priorityQueue])) as number[];
       const depths: Array<[number, number]> = [];
       for (let i = 0; i < flat.length; i += 2) depths.push([Number(flat[i]), Number(flat[i + 1])]);
       return depths;
@@ -104,15 +104,15 @@ export class PriorityRedisStorage extends RedisStorage {
   }
 
   override async enqueuedItems(limit = -1): Promise<string[]> {
-    return this.guard(async () => {
-      const members = await (await this.ready()).zRange(this.keys.priorityQueue, 0, limit < 0 ? -1 : limit - 1);
+    return this.send(async (client) => {
+      const members = await client.zRange(this.keys.priorityQueue, 0, limit < 0 ? -1 : limit - 1);
       return members.map((member) => afterBars(member, 1));
     });
   }
 
   override async flushQueue(): Promise<void> {
-    return this.guard(async () => {
-      await (await this.ready()).del(this.keys.priorityQueue);
+    return this.send(async (client) => {
+      await client.del(this.keys.priorityQueue);
     });
   }
 
@@ -148,8 +148,7 @@ export class PriorityRedisStorage extends RedisStorage {
   }
 
   override async enqueueDue(timestamp: number): Promise<DueMove> {
-    return this.guard(async () => {
-      const client = await this.ready();
+    return this.send(async (client) => {
       const { schedule, priorityQueue, prioritySequence, wake } = this.keys;
       let total = 0;
       for (;;) {

@@ -1,14 +1,23 @@
-import { createClient, type RedisClientOptions, type RedisClientType } from 'redis';
+import type { RedisClientOptions, RedisClientType } from 'redis';
 import { HueyError, StorageError } from '../../errors.js';
 import { checkInstanceName } from '../../validate.js';
 import type { Adoption, Claim, DeadLetter, DueMove, Storage } from '../storage.js';
+import { DirectConnection, SentinelConnection, type RedisConnection, type RedisSentinelConnectionOptions } from './connection.js';
 import { scripts } from './lua-script.js';
 
 export interface RedisStorageOptions {
   /** `redis://[[user]:password@]host[:port][/db]`. Default: redis://127.0.0.1:6379. */
   url?: string;
-  /** Any other node-redis client option (socket, TLS, reconnect strategy...). */
+  /** Any other node-redis client option (socket, TLS, reconnect strategy...). Not used with `sentinel`. */
   clientOptions?: RedisClientOptions;
+  /**
+   * Connect through Redis Sentinel instead of to `url`: node-redis's
+   * `RedisSentinelOptions`, e.g. `{ name: 'mymaster', sentinelRootNodes: [{ host, port }] }`,
+   * with `nodeClientOptions` (password, TLS...) for the master and
+   * `sentinelClientOptions` for the sentinels. Commands go to the master and
+   * follow it when Sentinel fails over.
+   */
+  sentinel?: RedisSentinelConnectionOptions;
   /** Called with connection errors; the client reconnects by itself meanwhile. */
   onError?: (error: Error) => void;
 }
@@ -112,12 +121,12 @@ export class RedisStorage implements Storage {
   readonly blocking = true;
   readonly ordersByPriority: boolean = false;
   readonly keys: RedisKeys;
-  readonly client: RedisClientType;
+  /** The client, or under Sentinel the client of the master, that every operation runs on. */
+  readonly connection: RedisConnection;
 
   // Blocking commands hold their connection, so each worker that waits gets its own.
-  private blockingClients = new Map<string, RedisClientType>();
+  private blockingClients = new Map<string, Promise<RedisConnection>>();
   private connecting?: Promise<void>;
-  private subscriber?: RedisClientType;
   private subscribing?: Promise<void>;
   private resultWatchers = new Map<string, Set<() => void>>();
   private everReady = false;
@@ -148,17 +157,29 @@ export class RedisStorage implements Storage {
     // benchmark (timers and the garbage they leave), and would cut off a
     // blocking dequeue longer than 5 s. A dead peer is found by TCP keepalive,
     // which node-redis turns on, and a closed socket fails commands at once.
-    this.client = createClient({
-      url: options.url,
-      disableOfflineQueue: true,
-      commandOptions: { timeout: 0 },
-      ...options.clientOptions,
-      socket: { reconnectStrategy: (retries: number, cause: Error) => this.reconnectDelay(retries, cause), ...options.clientOptions?.socket },
-    } as RedisClientOptions) as RedisClientType;
-    this.client.on('error', (error: Error) => this.options.onError?.(error));
-    this.client.on('ready', () => (this.everReady = true));
-    // node-redis keeps this across reconnects: every socket it opens is unref'd.
-    this.client.unref();
+    const events = { onError: (error: Error) => this.options.onError?.(error), onReady: () => (this.everReady = true) };
+    this.connection = options.sentinel
+      ? new SentinelConnection(options.sentinel, events)
+      : DirectConnection.create(
+          {
+            url: options.url,
+            disableOfflineQueue: true,
+            commandOptions: { timeout: 0 },
+            ...options.clientOptions,
+            socket: { reconnectStrategy: (retries: number, cause: Error) => this.reconnectDelay(retries, cause), ...options.clientOptions?.socket },
+          } as RedisClientOptions,
+          this.url,
+          events,
+        );
+  }
+
+  /**
+   * The node-redis client of a storage connected to one Redis by `url`.
+   * A storage connected through Sentinel has none of its own: use `connection.run(client => ...)`.
+   */
+  get client(): RedisClientType {
+    if (this.connection instanceof DirectConnection) return this.connection.client;
+    throw new StorageError('a RedisStorage connected through Sentinel has no single client: use storage.connection.run(client => ...)');
   }
 
   /** Keep the process alive until the matching `commandEnded`: a command or connection is under way. */
@@ -184,7 +205,7 @@ export class RedisStorage implements Storage {
   connect(): Promise<void> {
     if (!this.connecting) {
       this.commandStarted();
-      this.connecting = this.client.connect().then(
+      this.connecting = this.connection.connect().then(
         () => this.commandEnded(),
         (error: Error) => {
           this.commandEnded();
@@ -216,23 +237,22 @@ export class RedisStorage implements Storage {
   }
 
   async close(): Promise<void> {
-    const clients = [this.client, ...this.blockingClients.values(), ...(this.subscriber ? [this.subscriber] : [])];
+    const blocking = [...this.blockingClients.values()];
     this.blockingClients.clear();
     this.connecting = undefined;
-    this.subscriber = undefined;
     this.subscribing = undefined;
-    await Promise.all(clients.map((c) => (c.isOpen ? c.close() : undefined)));
+    const connections = [this.connection, ...(await Promise.allSettled(blocking)).flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []))];
+    await Promise.all(connections.map((c) => c.close()));
     clearInterval(this.keepAlive);
     this.keepAlive = undefined;
   }
 
-  protected async ready(): Promise<RedisClientType> {
-    if (!this.client.isReady) {
+  protected async ready(): Promise<void> {
+    if (!this.connection.isReady) {
       // A connection that was up and dropped fails fast; a first one is waited for.
-      if (this.everReady && this.client.isOpen) throw new StorageError(`Redis at ${this.url} is unreachable (reconnecting)`);
+      if (this.connection.failsFast) throw new StorageError(`Redis at ${this.url} is unreachable (reconnecting)`);
       await this.connect();
     }
-    return this.client;
   }
 
   /**
@@ -259,7 +279,8 @@ export class RedisStorage implements Storage {
     this.commandStarted();
     let sent: Promise<T>;
     try {
-      sent = this.client.isReady ? operation(this.client) : this.ready().then(operation);
+      const connection = this.connection;
+      sent = connection.isReady ? connection.run(operation) : this.ready().then(() => connection.run(operation));
     } catch (error) {
       sent = Promise.reject(error);
     }
@@ -281,20 +302,25 @@ export class RedisStorage implements Storage {
   }
 
   private get url(): string {
-    return this.options.url ?? 'redis://127.0.0.1:6379';
+    return this.connection?.description ?? this.options.url ?? 'redis://127.0.0.1:6379';
   }
 
-  protected async blockingClient(workerId: string): Promise<RedisClientType> {
-    let client = this.blockingClients.get(workerId);
-    if (!client) {
-      await this.ready();
-      client = this.client.duplicate() as RedisClientType;
-      client.on('error', (error: Error) => this.options.onError?.(error));
-      client.unref(); // held by `guard` while it waits, like every command
-      this.blockingClients.set(workerId, client);
-      await client.connect();
+  /** Run a blocking command on the worker's own connection (its sockets held by `guard` while it waits, like every command). */
+  protected async runBlocking<T>(workerId: string, operation: (client: RedisClientType) => Promise<T>): Promise<T> {
+    let connecting = this.blockingClients.get(workerId);
+    if (!connecting) {
+      connecting = (async () => {
+        await this.ready();
+        const connection = this.connection.duplicate();
+        await connection.connect();
+        return connection;
+      })();
+      this.blockingClients.set(workerId, connecting);
+      connecting.catch(() => {
+        if (this.blockingClients.get(workerId) === connecting) this.blockingClients.delete(workerId);
+      });
     }
-    return client;
+    return (await connecting).run(operation);
   }
 
   async enqueue(data: string): Promise<void> {
@@ -307,14 +333,12 @@ export class RedisStorage implements Storage {
   }
 
   async dequeue(workerId: string, timeoutMs = 0): Promise<Claim | null> {
-    return this.guard(async () => {
-      const claimed = this.keys.claimed(workerId);
-      const data =
-        timeoutMs > 0
-          ? await (await this.blockingClient(workerId)).blMove(this.keys.queue, claimed, 'RIGHT', 'LEFT', timeoutMs / 1000)
-          : await (await this.ready()).lMove(this.keys.queue, claimed, 'RIGHT', 'LEFT');
-      return data === null ? null : { data: String(data), workerId };
-    });
+    const claimed = this.keys.claimed(workerId);
+    const data =
+      timeoutMs > 0
+        ? await this.guard(() => this.runBlocking(workerId, (client) => client.blMove(this.keys.queue, claimed, 'RIGHT', 'LEFT', timeoutMs / 1000)))
+        : await this.send((client) => client.lMove(this.keys.queue, claimed, 'RIGHT', 'LEFT'));
+    return data === null ? null : { data: String(data), workerId };
   }
 
   async dequeueMany(workerId: string, count: number, timeoutMs = 0): Promise<Claim[]> {
@@ -366,10 +390,10 @@ export class RedisStorage implements Storage {
    */
   private flushMarks(): void {
     this.marksFlush = undefined;
-    if (!this.client.isReady) return void this.startedMarks.clear();
+    if (!this.connection.isReady) return void this.startedMarks.clear();
     for (const workerId of [...this.startedMarks.keys()]) {
       const marks = this.takeMarks(workerId);
-      this.client.sAdd(this.keys.started(workerId), marks).catch(() => {});
+      this.connection.run((client) => client.sAdd(this.keys.started(workerId), marks)).catch(() => {});
     }
   }
 
@@ -396,10 +420,10 @@ export class RedisStorage implements Storage {
   }
 
   async deadLetter(claim: Claim, reason: string): Promise<void> {
-    return this.guard(async () => {
+    return this.send(async (client) => {
       const entry = deadLetterEntry({ data: claim.data, reason, at: Date.now() });
       // One transaction: the message is never in neither list nor in both.
-      await (await this.ready())
+      await client
         .multi()
         .lRem(this.keys.claimed(claim.workerId), -1, claim.receipt ?? claim.data)
         .sRem(this.keys.started(claim.workerId), claim.receipt ?? claim.data)
@@ -409,52 +433,52 @@ export class RedisStorage implements Storage {
   }
 
   async deadLetters(limit = -1): Promise<DeadLetter[]> {
-    return this.guard(async () => {
-      const items = await (await this.ready()).lRange(this.keys.dead, 0, limit < 0 ? -1 : limit - 1);
+    return this.send(async (client) => {
+      const items = await client.lRange(this.keys.dead, 0, limit < 0 ? -1 : limit - 1);
       return items.map((item) => JSON.parse(item) as DeadLetter);
     });
   }
 
   async deadLetterCount(): Promise<number> {
-    return this.guard(async () => (await this.ready()).lLen(this.keys.dead));
+    return this.send(async (client) => client.lLen(this.keys.dead));
   }
 
   async deleteDeadLetter(letter: DeadLetter): Promise<boolean> {
-    return this.guard(async () => (await (await this.ready()).lRem(this.keys.dead, 1, deadLetterEntry(letter))) > 0);
+    return this.send(async (client) => (await client.lRem(this.keys.dead, 1, deadLetterEntry(letter))) > 0);
   }
 
   async requeue(workerId: string): Promise<number> {
-    return this.guard(async () => {
+    return this.send(async (client) => {
       this.startedMarks.delete(workerId);
-      return Number(await scripts.requeue.run(await this.ready(), [this.keys.claimed(workerId), this.keys.queue, this.keys.started(workerId)]));
+      return Number(await scripts.requeue.run(client, [this.keys.claimed(workerId), this.keys.queue, this.keys.started(workerId)]));
     });
   }
 
   async renewLeases(ownerIds: readonly string[], leaseMs: number): Promise<void> {
-    return this.guard(async () => {
+    return this.send(async (client) => {
       if (ownerIds.length === 0) return;
-      await scripts.renewLeases.run(await this.ready(), [this.keys.leases], [leaseMs, ...ownerIds]);
+      await scripts.renewLeases.run(client, [this.keys.leases], [leaseMs, ...ownerIds]);
     });
   }
 
   async dropLeases(ownerIds: readonly string[]): Promise<void> {
-    return this.guard(async () => {
+    return this.send(async (client) => {
       if (ownerIds.length === 0) return;
-      await (await this.ready()).hDel(this.keys.leases, [...ownerIds]);
+      await client.hDel(this.keys.leases, [...ownerIds]);
     });
   }
 
   async expiredLeases(): Promise<string[]> {
-    return this.guard(async () => {
-      return (await scripts.expiredLeases.run(await this.ready(), [this.keys.leases])) as string[];
+    return this.send(async (client) => {
+      return (await scripts.expiredLeases.run(client, [this.keys.leases])) as string[];
     });
   }
 
   async adoptClaims(ownerId: string, adopterId: string, maxStalls: number, concurrency: number): Promise<Adoption | null> {
-    return this.guard(async () => {
+    return this.send(async (client) => {
       const k = this.keys;
       const keys = [k.claimed(ownerId), k.claimed(adopterId), k.leases, k.started(ownerId), k.started(adopterId), this.queueKey, k.stalls];
-      const reply = (await scripts.adoptClaims.run(await this.ready(), keys, [ownerId, maxStalls, this.queueMode, concurrency])) as number | Array<number | string>;
+      const reply = (await scripts.adoptClaims.run(client, keys, [ownerId, maxStalls, this.queueMode, concurrency])) as number | Array<number | string>;
       if (!Array.isArray(reply)) return null;
       const [startedCount, requeued, ...stalled] = reply;
       return { started: Number(startedCount), requeued: Number(requeued), stalled: stalled.map((receipt) => this.claimOf(String(receipt), adopterId)) };
@@ -467,15 +491,15 @@ export class RedisStorage implements Storage {
   }
 
   async claimed(workerId: string): Promise<Claim[]> {
-    return this.guard(async () => {
-      const items = await (await this.ready()).lRange(this.keys.claimed(workerId), 0, -1);
+    return this.send(async (client) => {
+      const items = await client.lRange(this.keys.claimed(workerId), 0, -1);
       return items.map((data) => ({ data, workerId }));
     });
   }
 
   async queueSize(): Promise<number> {
-    return this.guard(async () => {
-      return (await this.ready()).lLen(this.keys.queue);
+    return this.send(async (client) => {
+      return client.lLen(this.keys.queue);
     });
   }
 
@@ -484,17 +508,16 @@ export class RedisStorage implements Storage {
   }
 
   async enqueuedItems(limit = -1): Promise<string[]> {
-    return this.guard(async () => {
+    return this.send(async (client) => {
       // The right end runs next: read from there.
-      const client = await this.ready();
       const items = await client.lRange(this.keys.queue, limit < 0 ? 0 : -limit, -1);
       return items.reverse();
     });
   }
 
   async flushQueue(): Promise<void> {
-    return this.guard(async () => {
-      await (await this.ready()).del(this.keys.queue);
+    return this.send(async (client) => {
+      await client.del(this.keys.queue);
     });
   }
 
@@ -503,14 +526,13 @@ export class RedisStorage implements Storage {
   }
 
   async readSchedule(timestamp: number): Promise<string[]> {
-    return this.guard(async () => {
-      return (await scripts.readSchedule.run(await this.ready(), [this.keys.schedule], [timestamp])) as string[];
+    return this.send(async (client) => {
+      return (await scripts.readSchedule.run(client, [this.keys.schedule], [timestamp])) as string[];
     });
   }
 
   async enqueueDue(timestamp: number): Promise<DueMove> {
-    return this.guard(async () => {
-      const client = await this.ready();
+    return this.send(async (client) => {
       let total = 0;
       for (;;) {
         const [moved, next] = (await scripts.enqueueDue.run(client, [this.keys.schedule, this.keys.queue], [timestamp, ENQUEUE_DUE_BATCH])) as [number, string?];
@@ -521,20 +543,20 @@ export class RedisStorage implements Storage {
   }
 
   async scheduleSize(): Promise<number> {
-    return this.guard(async () => {
-      return (await this.ready()).zCard(this.keys.schedule);
+    return this.send(async (client) => {
+      return client.zCard(this.keys.schedule);
     });
   }
 
   async scheduledItems(limit = -1): Promise<string[]> {
-    return this.guard(async () => {
-      return (await this.ready()).zRange(this.keys.schedule, 0, limit < 0 ? -1 : limit - 1);
+    return this.send(async (client) => {
+      return client.zRange(this.keys.schedule, 0, limit < 0 ? -1 : limit - 1);
     });
   }
 
   async flushSchedule(): Promise<void> {
-    return this.guard(async () => {
-      await (await this.ready()).del(this.keys.schedule);
+    return this.send(async (client) => {
+      await client.del(this.keys.schedule);
     });
   }
 
@@ -543,8 +565,8 @@ export class RedisStorage implements Storage {
   // method looks in both; writes keep a key in one place only.
 
   async putData(key: string, value: string): Promise<void> {
-    return this.guard(async () => {
-      await (await this.ready()).multi().hSet(this.keys.data, key, value).del(this.keys.result(key)).zRem(this.keys.resultExpiry, key).exec();
+    return this.send(async (client) => {
+      await client.multi().hSet(this.keys.data, key, value).del(this.keys.result(key)).zRem(this.keys.resultExpiry, key).exec();
     });
   }
 
@@ -575,13 +597,8 @@ export class RedisStorage implements Storage {
   private subscribeToResults(): Promise<void> {
     this.subscribing ??= (async () => {
       await this.ready();
-      const subscriber = this.client.duplicate() as RedisClientType;
-      subscriber.on('error', (error: Error) => this.options.onError?.(error));
       // A waiting get() keeps the process alive with its own recheck timer; an idle subscription must not.
-      subscriber.unref();
-      this.subscriber = subscriber;
-      await subscriber.connect();
-      await subscriber.subscribe(this.keys.resultsChannel, (id: string) => {
+      await this.connection.subscribe(this.keys.resultsChannel, (id: string) => {
         for (const listener of this.resultWatchers.get(id) ?? []) listener();
       });
     })().catch((error: unknown) => {
@@ -592,8 +609,8 @@ export class RedisStorage implements Storage {
   }
 
   async peekData(key: string): Promise<string | null> {
-    return this.guard(async () => {
-      return ((await scripts.peekData.run(await this.ready(), [this.keys.data, this.keys.result(key)], [key])) as string | null) ?? null;
+    return this.send(async (client) => {
+      return ((await scripts.peekData.run(client, [this.keys.data, this.keys.result(key)], [key])) as string | null) ?? null;
     });
   }
 
@@ -606,35 +623,35 @@ export class RedisStorage implements Storage {
   }
 
   async popData(key: string): Promise<string | null> {
-    return this.guard(async () => {
+    return this.send(async (client) => {
       const keys = [this.keys.data, this.keys.result(key), this.keys.resultExpiry];
-      return ((await scripts.popData.run(await this.ready(), keys, [key])) as string | null) ?? null;
+      return ((await scripts.popData.run(client, keys, [key])) as string | null) ?? null;
     });
   }
 
   async putIfEmpty(key: string, value: string): Promise<boolean> {
-    return this.guard(async () => {
-      return Number(await scripts.putIfEmpty.run(await this.ready(), [this.keys.data, this.keys.result(key)], [key, value])) === 1;
+    return this.send(async (client) => {
+      return Number(await scripts.putIfEmpty.run(client, [this.keys.data, this.keys.result(key)], [key, value])) === 1;
     });
   }
 
   async deleteData(key: string): Promise<boolean> {
-    return this.guard(async () => {
-      const [own, hashed] = (await (await this.ready()).multi().del(this.keys.result(key)).hDel(this.keys.data, key).zRem(this.keys.resultExpiry, key).exec()) as unknown as number[];
+    return this.send(async (client) => {
+      const [own, hashed] = (await client.multi().del(this.keys.result(key)).hDel(this.keys.data, key).zRem(this.keys.resultExpiry, key).exec()) as unknown as number[];
       return Number(own) + Number(hashed) > 0;
     });
   }
 
   async deleteIfEqual(key: string, value: string): Promise<boolean> {
-    return this.guard(async () => {
+    return this.send(async (client) => {
       const keys = [this.keys.data, this.keys.result(key), this.keys.resultExpiry];
-      return Number(await scripts.deleteIfEqual.run(await this.ready(), keys, [key, value])) > 0;
+      return Number(await scripts.deleteIfEqual.run(client, keys, [key, value])) > 0;
     });
   }
 
   async hasDataForKey(key: string): Promise<boolean> {
-    return this.guard(async () => {
-      return Number(await scripts.hasData.run(await this.ready(), [this.keys.data, this.keys.result(key)], [key])) === 1;
+    return this.send(async (client) => {
+      return Number(await scripts.hasData.run(client, [this.keys.data, this.keys.result(key)], [key])) === 1;
     });
   }
 
@@ -645,8 +662,7 @@ export class RedisStorage implements Storage {
   }
 
   async resultStoreSize(): Promise<number> {
-    return this.guard(async () => {
-      const client = await this.ready();
+    return this.send(async (client) => {
       const now = await this.serverTime(client);
       const [hashed, own] = (await client.multi().hLen(this.keys.data).zCount(this.keys.resultExpiry, now, '+inf').exec()) as unknown as number[];
       return Number(hashed) + Number(own);
@@ -654,8 +670,7 @@ export class RedisStorage implements Storage {
   }
 
   async resultItems(): Promise<Record<string, string>> {
-    return this.guard(async () => {
-      const client = await this.ready();
+    return this.send(async (client) => {
       const now = await this.serverTime(client);
       const [hashed, ids] = (await client.multi().hGetAll(this.keys.data).zRangeByScore(this.keys.resultExpiry, now, '+inf').exec()) as unknown as [Record<string, string>, string[]];
       const items: Record<string, string> = { ...hashed };
@@ -670,8 +685,7 @@ export class RedisStorage implements Storage {
   }
 
   async flushResults(): Promise<void> {
-    return this.guard(async () => {
-      const client = await this.ready();
+    return this.send(async (client) => {
       const keys = [this.keys.data, this.keys.resultExpiry];
       for await (const batch of client.scanIterator({ MATCH: this.keys.resultPattern, COUNT: 100 })) keys.push(...batch);
       await client.del(keys);
@@ -679,8 +693,7 @@ export class RedisStorage implements Storage {
   }
 
   async dataKeys(prefix: string, limit = -1): Promise<string[]> {
-    return this.guard(async () => {
-      const client = await this.ready();
+    return this.send(async (client) => {
       const found = new Set<string>();
       const full = () => limit >= 0 && found.size >= limit;
       // HSCAN NOVALUES needs Redis 7.4; the match keeps the values read to the few wanted.
@@ -700,21 +713,21 @@ export class RedisStorage implements Storage {
   // Counters: one hash of their own, so that data of the same name is never touched.
 
   async increment(key: string, by = 1): Promise<number> {
-    return this.guard(async () => {
-      return (await this.ready()).hIncrBy(this.keys.counters, key, by);
+    return this.send(async (client) => {
+      return client.hIncrBy(this.keys.counters, key, by);
     });
   }
 
   async putIfGreater(key: string, value: number): Promise<boolean> {
-    return this.guard(async () => {
-      return Number(await scripts.putIfGreater.run(await this.ready(), [this.keys.counters], [key, value])) === 1;
+    return this.send(async (client) => {
+      return Number(await scripts.putIfGreater.run(client, [this.keys.counters], [key, value])) === 1;
     });
   }
 
   async counters(prefix: string): Promise<Record<string, number>> {
-    return this.guard(async () => {
+    return this.send(async (client) => {
       const counters: Record<string, number> = {};
-      for await (const entries of (await this.ready()).hScanIterator(this.keys.counters, { MATCH: startsWith(prefix), COUNT: 500 })) {
+      for await (const entries of client.hScanIterator(this.keys.counters, { MATCH: startsWith(prefix), COUNT: 500 })) {
         for (const entry of entries) counters[String(entry.field)] = Number(entry.value);
       }
       return counters;
@@ -722,8 +735,8 @@ export class RedisStorage implements Storage {
   }
 
   async deleteCounter(key: string): Promise<boolean> {
-    return this.guard(async () => {
-      return (await (await this.ready()).hDel(this.keys.counters, key)) > 0;
+    return this.send(async (client) => {
+      return (await client.hDel(this.keys.counters, key)) > 0;
     });
   }
 
@@ -732,7 +745,7 @@ export class RedisStorage implements Storage {
   }
 
   async statuses(): Promise<Record<string, string>> {
-    return this.guard(async () => ({ ...(await (await this.ready()).hGetAll(this.keys.workers)) }));
+    return this.send(async (client) => ({ ...(await client.hGetAll(this.keys.workers)) }));
   }
 
   async dropStatus(id: string): Promise<void> {
@@ -745,12 +758,11 @@ export class RedisStorage implements Storage {
   }
 
   async events(limit = -1): Promise<string[]> {
-    return this.guard(async () => (await this.ready()).lRange(this.keys.events, 0, limit < 0 ? -1 : limit - 1));
+    return this.send(async (client) => client.lRange(this.keys.events, 0, limit < 0 ? -1 : limit - 1));
   }
 
   async flushAll(): Promise<void> {
-    return this.guard(async () => {
-      const client = await this.ready();
+    return this.send(async (client) => {
       const { queue, schedule, data, dead, leases, workers, events, priorityQueue, prioritySequence, wake } = this.keys;
       const keys = [queue, schedule, data, dead, leases, workers, events, priorityQueue, prioritySequence, wake];
       keys.push(this.keys.stalls, this.keys.resultExpiry, this.keys.counters);
