@@ -7,8 +7,8 @@ import { RedisStorage, type RedisStorageOptions } from './storage/redis/redis-st
 /** A Huey on Redis: `new RedisHuey('my-app', { url: 'redis://localhost:6379' })`. */
 export class RedisHuey extends Huey {
   constructor(name: string, options: Omit<HueyOptions, 'storage'> & RedisStorageOptions = {}) {
-    const { url, clientOptions, sentinel, onError, ...hueyOptions } = options;
-    super(name, { ...hueyOptions, storage: new RedisStorage(name, { url, clientOptions, sentinel, onError }) });
+    const { url, clientOptions, sentinel, cluster, onError, ...hueyOptions } = options;
+    super(name, { ...hueyOptions, storage: new RedisStorage(name, { url, clientOptions, sentinel, cluster, onError }) });
   }
 }
 
@@ -18,8 +18,8 @@ export class RedisHuey extends Huey {
  */
 export class PriorityRedisHuey extends Huey {
   constructor(name: string, options: Omit<HueyOptions, 'storage'> & RedisStorageOptions = {}) {
-    const { url, clientOptions, sentinel, onError, ...hueyOptions } = options;
-    super(name, { ...hueyOptions, storage: new PriorityRedisStorage(name, { url, clientOptions, sentinel, onError }) });
+    const { url, clientOptions, sentinel, cluster, onError, ...hueyOptions } = options;
+    super(name, { ...hueyOptions, storage: new PriorityRedisStorage(name, { url, clientOptions, sentinel, cluster, onError }) });
   }
 }
 

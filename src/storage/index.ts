@@ -1,6 +1,6 @@
 export type { Claim, DeadLetter, Storage } from './storage.js';
 export { MemoryStorage } from './memory.js';
 export { RedisStorage, RedisKeys, type RedisStorageOptions } from './redis/redis-storage.js';
-export type { RedisConnection, RedisSentinelConnectionOptions } from './redis/connection.js';
+export type { RedisConnection, RedisClusterConnectionOptions, RedisSentinelConnectionOptions } from './redis/connection.js';
 export { PriorityRedisStorage } from './redis/priority-redis-storage.js';
 export { SqliteStorage, type SqliteStorageOptions } from './sqlite/sqlite-storage.js';

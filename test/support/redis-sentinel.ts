@@ -3,8 +3,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createClient, type RedisClientType } from 'redis';
-import { freePort, startRedis, type TestRedis } from './redis-server.js';
+import { ask, freePort, startRedis, type TestRedis } from './redis-server.js';
 
 /** A master, one replica and three sentinels watching them as `mymaster`, all of the test's own. */
 export interface TestSentinels {
@@ -34,16 +33,6 @@ export async function until<T>(what: string, check: () => Promise<T | undefined 
   }
 }
 
-async function ask<T>(port: number, run: (client: RedisClientType) => Promise<T>): Promise<T> {
-  const client = createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: false, connectTimeout: 2000 } }) as RedisClientType;
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return await run(client);
-  } finally {
-    client.destroy();
-  }
-}
 
 async function startSentinel(masterPort: number, name: string): Promise<{ port: number; stop: () => Promise<void> }> {
   const port = await freePort();

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createClient, type RedisClientType } from 'redis';
 
 /** A redis-server of the test's own, on a free port, keeping nothing on disk. */
 export interface TestRedis {
@@ -81,4 +82,16 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Run `run` on a short-lived connection to the server on `port`, without retries: for polling servers the tests start. */
+export async function ask<T>(port: number, run: (client: RedisClientType) => Promise<T>): Promise<T> {
+  const client = createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: false, connectTimeout: 2000 } }) as RedisClientType;
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return await run(client);
+  } finally {
+    client.destroy();
+  }
 }

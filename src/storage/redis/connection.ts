@@ -1,8 +1,19 @@
-import { createClient, createSentinel, type RedisClientOptions, type RedisClientType, type RedisSentinelOptions, type RedisSentinelType } from 'redis';
+import {
+  createClient,
+  createCluster,
+  createSentinel,
+  type RedisClientOptions,
+  type RedisClientType,
+  type RedisClusterOptions,
+  type RedisClusterType,
+  type RedisSentinelOptions,
+  type RedisSentinelType,
+} from 'redis';
 
 /**
- * How RedisStorage reaches its Redis: one client of its own (`DirectConnection`)
- * or whichever node Redis Sentinel says is the master (`SentinelConnection`).
+ * How RedisStorage reaches its Redis: one client of its own (`DirectConnection`),
+ * whichever node Redis Sentinel says is the master (`SentinelConnection`), or
+ * the master of the instance's slot in a Redis Cluster (`ClusterConnection`).
  * Every storage operation runs as `run(client => ...)` with a plain node-redis
  * client, so the commands, scripts, MULTI and scan iterators are the same on
  * both; finding the master and following a failover is node-redis's own work.
@@ -169,5 +180,123 @@ export class SentinelConnection implements RedisConnection {
   async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
     // The sentinel's own pub/sub connection, which moves to the new node on a failover.
     await this.sentinel.subscribe(channel, listener);
+  }
+}
+
+/**
+ * Options for reaching a Redis Cluster: node-redis's `RedisClusterOptions`,
+ * e.g. `{ rootNodes: [{ url: 'redis://10.0.0.1:7000' }, ...] }`, with `defaults`
+ * (password, TLS...) for every node connection.
+ */
+export type RedisClusterConnectionOptions = Omit<
+  RedisClusterOptions,
+  'RESP' | 'modules' | 'functions' | 'scripts' | 'clientSideCache' | 'keyPrefix' | 'useReplicas' | 'commandOptions'
+>;
+
+type ClusterParser = Parameters<RedisClusterType['_execute']>[0];
+
+/**
+ * The master of one slot of a Redis Cluster, through node-redis's cluster
+ * client. Every key of a Huey instance carries the hash tag `{name}`, so all
+ * of them live in one slot, and every operation runs on that slot's master:
+ * `run` hands node-redis's own node client to the operation through the
+ * cluster's `_execute`, routed by a key of the instance, so MOVED and ASK are
+ * followed by node-redis, and a failover is found by its topology refresh
+ * (node clients that keep failing to reconnect trigger one). Keyless commands
+ * (TIME, CONFIG GET, SCAN) therefore reach the node that holds the instance.
+ */
+export class ClusterConnection implements RedisConnection {
+  readonly description: string;
+  private readonly cluster: RedisClusterType;
+  private readonly parser: ClusterParser;
+  private readonly unrefd = new WeakSet<object>();
+
+  /** `routingKey`: any key of the instance; its slot is the one every operation goes to. */
+  constructor(
+    private readonly options: RedisClusterConnectionOptions,
+    private readonly routingKey: string,
+    private readonly events: ConnectionEvents,
+  ) {
+    const nodes = options.rootNodes.map((node) => node.url ?? `${(node.socket as { host?: string })?.host ?? '127.0.0.1'}:${(node.socket as { port?: number })?.port ?? 6379}`);
+    this.description = `cluster via ${nodes.join(',')}`;
+    // `_execute` reads only the routing key of its parser.
+    this.parser = { firstKey: routingKey } as unknown as ClusterParser;
+    this.cluster = createCluster({
+      // Only the slot's master is used: connect to the nodes as they are needed, not to all.
+      minimizeConnections: true,
+      // After a master dies, look for the promoted replica soon (node-redis's default waits 5 s).
+      topologyRefreshOnReconnectionAttemptStrategy: 500,
+      ...options,
+      useReplicas: false,
+      defaults: {
+        // As for a direct client: no offline queue (a command to a master that is away fails at
+        // once) and no per-command timeout, which would cut off blocking waits.
+        disableOfflineQueue: true,
+        commandOptions: { timeout: 0 },
+        ...options.defaults,
+      } as RedisClusterOptions['defaults'],
+    }) as unknown as RedisClusterType;
+    this.cluster.on('error', (error: unknown) => events.onError?.(asError(error)));
+    this.cluster.on('node-error', (error: unknown) => events.onError?.(asError(error)));
+    this.cluster.on('connect', () => events.onReady?.());
+  }
+
+  get isReady(): boolean {
+    return this.cluster.isReady;
+  }
+
+  get isOpen(): boolean {
+    return this.cluster.isOpen;
+  }
+
+  /** Never at this level: a command to a master that is away fails at once by itself (no offline queue). */
+  get failsFast(): boolean {
+    return false;
+  }
+
+  async connect(): Promise<void> {
+    await this.cluster.connect();
+  }
+
+  async close(): Promise<void> {
+    if (!this.cluster.isOpen) return;
+    // close() waits for replies from every node client; one of a dead node may never come.
+    let timer: NodeJS.Timeout | undefined;
+    const closed = this.cluster.close().then(() => true, () => false);
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000)));
+    const clean = await Promise.race([closed, timedOut]);
+    clearTimeout(timer);
+    if (!clean) this.cluster.destroy();
+  }
+
+  run<T>(operation: (client: RedisClientType) => Promise<T>): Promise<T> {
+    if (!this.cluster.isOpen) return Promise.reject(new Error('The cluster client is closed (not connected yet, or closed)'));
+    return this.cluster._execute(this.parser, false, undefined, (client) => {
+      // Like a direct client's, the node clients' sockets do not keep the process alive.
+      if (!this.unrefd.has(client)) {
+        this.unrefd.add(client);
+        client.unref();
+      }
+      return operation(client as unknown as RedisClientType);
+    });
+  }
+
+  /** A cluster client of its own (topology, then a connection to the slot's master). */
+  duplicate(): ClusterConnection {
+    return new ClusterConnection(this.options, this.routingKey, { onError: this.events.onError });
+  }
+
+  /**
+   * Plain SUBSCRIBE on the cluster's pub/sub connection: the put-result script
+   * PUBLISHes, which a cluster broadcasts to every node, so any node serves.
+   * node-redis moves the subscription when that node leaves the topology.
+   */
+  async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
+    await this.cluster.subscribe(channel, listener);
+    const client = this.cluster.pubSubNode?.client;
+    if (client && !this.unrefd.has(client)) {
+      this.unrefd.add(client);
+      client.unref();
+    }
   }
 }

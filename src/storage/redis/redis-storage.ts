@@ -2,7 +2,14 @@ import type { RedisClientOptions, RedisClientType } from 'redis';
 import { HueyError, StorageError } from '../../errors.js';
 import { checkInstanceName } from '../../validate.js';
 import type { Adoption, Claim, DeadLetter, DueMove, Storage } from '../storage.js';
-import { DirectConnection, SentinelConnection, type RedisConnection, type RedisSentinelConnectionOptions } from './connection.js';
+import {
+  ClusterConnection,
+  DirectConnection,
+  SentinelConnection,
+  type RedisClusterConnectionOptions,
+  type RedisConnection,
+  type RedisSentinelConnectionOptions,
+} from './connection.js';
 import { scripts } from './lua-script.js';
 
 export interface RedisStorageOptions {
@@ -18,6 +25,14 @@ export interface RedisStorageOptions {
    * follow it when Sentinel fails over.
    */
   sentinel?: RedisSentinelConnectionOptions;
+  /**
+   * Connect to a Redis Cluster instead of to `url`: node-redis's
+   * `RedisClusterOptions`, e.g. `{ rootNodes: [{ url: 'redis://10.0.0.1:7000' }] }`,
+   * with `defaults` (password, TLS...) for every node. All keys of an instance
+   * share the hash tag `{name}`, so they live in one slot: every command goes
+   * to that slot's master, following MOVED/ASK and failovers.
+   */
+  cluster?: RedisClusterConnectionOptions;
   /** Called with connection errors; the client reconnects by itself meanwhile. */
   onError?: (error: Error) => void;
 }
@@ -158,9 +173,12 @@ export class RedisStorage implements Storage {
     // blocking dequeue longer than 5 s. A dead peer is found by TCP keepalive,
     // which node-redis turns on, and a closed socket fails commands at once.
     const events = { onError: (error: Error) => this.options.onError?.(error), onReady: () => (this.everReady = true) };
+    if (options.sentinel && options.cluster) throw new StorageError('RedisStorage takes `sentinel` or `cluster`, not both');
     this.connection = options.sentinel
       ? new SentinelConnection(options.sentinel, events)
-      : DirectConnection.create(
+      : options.cluster
+        ? new ClusterConnection(options.cluster, this.keys.queue, events)
+        : DirectConnection.create(
           {
             url: options.url,
             disableOfflineQueue: true,
@@ -175,11 +193,12 @@ export class RedisStorage implements Storage {
 
   /**
    * The node-redis client of a storage connected to one Redis by `url`.
-   * A storage connected through Sentinel has none of its own: use `connection.run(client => ...)`.
+   * A storage connected through Sentinel or to a Cluster has none of its own: use `connection.run(client => ...)`.
    */
   get client(): RedisClientType {
     if (this.connection instanceof DirectConnection) return this.connection.client;
-    throw new StorageError('a RedisStorage connected through Sentinel has no single client: use storage.connection.run(client => ...)');
+    const through = this.connection instanceof ClusterConnection ? 'to a Cluster' : 'through Sentinel';
+    throw new StorageError(`a RedisStorage connected ${through} has no single client: use storage.connection.run(client => ...)`);
   }
 
   /** Keep the process alive until the matching `commandEnded`: a command or connection is under way. */
