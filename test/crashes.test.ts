@@ -139,8 +139,9 @@ describe('crash suite', () => {
     }
     assert.ok(deaths >= 1, 'it killed a consumer');
     assert.deepEqual(settled, ['WorkerDiedError']);
-    const last = await consumer(['-w', '1']);
-    assert.equal(await neighbour.get({ blocking: true, timeout: 20 }), 7);
+    // A short lease: the neighbour may still sit with a consumer that just died, to be adopted.
+    const last = await consumer(['-w', '1', '--lease', '1']);
+    assert.equal(await neighbour.get({ blocking: true, timeout: 60 }), 7);
     await stop(last);
   });
 
