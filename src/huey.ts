@@ -41,7 +41,8 @@ import {
   type TaskOptions,
   type TaskWrapper,
 } from './task.js';
-import { checkCallOptions, checkInstanceName, checkMessage, dueAt, etaOf, MAX_SECONDS } from './validate.js';
+import { QueueRegistry, shardName, type QueueOptions } from './queues.js';
+import { checkCallOptions, checkInstanceName, checkMessage, checkQueueName, DEFAULT_QUEUE, dueAt, etaOf, MAX_SECONDS } from './validate.js';
 
 /** The hooks of a Huey that has none, without a copy per run. */
 const NO_HOOKS: readonly never[] = [];
@@ -118,10 +119,12 @@ export interface ExecuteOptions {
    * claim counts as settled only once that promise resolves.
    */
   settleLater?: (settling: Promise<void>) => void;
+  /** The storage the claim was taken from, where it is acked. Default: the message's own queue's. */
+  storage?: Storage;
 }
 
-/** A worker's claim on the message being run, and whether it was acked yet. */
-type Settle = { claim: Claim; acked: boolean };
+/** A worker's claim on the message being run, the storage it came from, and whether it was acked yet. */
+type Settle = { claim: Claim; storage: Storage; acked: boolean };
 
 /** A message's revocation flags as stored: by its id, and by its task's name. */
 export type RevocationFlags = readonly [byId: string | null, byTask: string | null];
@@ -152,6 +155,8 @@ const sharedKey = (key: string) => `kv:${key}`;
 const WRAPPED = new WeakMap<object, { fn: (...args: unknown[]) => unknown; name: string; thisArg?: () => unknown }>();
 /** Set while the queue is paused (by `huey.pause()`), to when it was paused. */
 const PAUSED_KEY = 'paused';
+/** `paused` for the whole instance, `paused:<queue>` for one queue. */
+const pausedKey = (queue?: string) => (queue === undefined ? PAUSED_KEY : `${PAUSED_KEY}:${checkQueueName(queue)}`);
 
 /**
  * One application's task queue: its registry of tasks, its storage, and the
@@ -185,6 +190,8 @@ export class Huey {
   private configuredStorage: Storage;
   private immediateStorage?: Storage;
   private immediateMode = false;
+  /** The named queues this instance knows: declared, or named by its tasks. */
+  private readonly queueRegistry = new QueueRegistry();
 
   constructor(
     readonly name: string,
@@ -222,6 +229,59 @@ export class Huey {
 
   connect(): Promise<void> {
     return this.storage.connect();
+  }
+
+  // ---- queues ----
+
+  /**
+   * Declare a named queue, with its shards (`{ shards: 4 }` spreads a hot
+   * queue over four slots of a Redis Cluster). A queue a task names needs no
+   * declaration unless it has shards; declare it anyway to fix the order a
+   * consumer without `-Q` serves the queues in.
+   */
+  queue(name: string, options: QueueOptions = {}): void {
+    this.queueRegistry.declare(name, options);
+  }
+
+  /** Every queue this instance knows, the default queue first, then in the order declared or named by a task. */
+  get queueNames(): string[] {
+    return this.queueRegistry.names;
+  }
+
+  /** How many shards `queue` is spread over (1 for a queue not sharded, or not known). */
+  shardCount(queue: string): number {
+    return this.queueRegistry.shardCount(queue);
+  }
+
+  /**
+   * The storage of shard `shard` of `queue`: the instance's own storage for
+   * the default queue's first shard, otherwise the storage's `forQueue`.
+   */
+  storageFor(queue: string = DEFAULT_QUEUE, shard = 0): Storage {
+    if (queue === DEFAULT_QUEUE && shard === 0) return this.storage;
+    const storage = this.storage;
+    if (!storage.forQueue) throw new ConfigurationError(`the ${storage.kind} storage has no named queues: queue "${queue}" cannot be used`);
+    return storage.forQueue(shardName(queue, shard));
+  }
+
+  /** The storages of every shard of `queue`, first shard first. */
+  queueStorages(queue: string = DEFAULT_QUEUE): Storage[] {
+    return Array.from({ length: this.queueRegistry.shardCount(queue) }, (_, shard) => this.storageFor(queue, shard));
+  }
+
+  /** Where a task's messages and result live: its queue's storage (its shard's, by id). */
+  storageOf(task: { readonly id: string; readonly queue?: string }): Storage {
+    const queue = task.queue ?? DEFAULT_QUEUE;
+    return this.storageFor(queue, this.queueRegistry.shardOf(queue, task.id));
+  }
+
+  /**
+   * The storages a result with id `id` may be in: its queue's when known,
+   * otherwise that of every queue this instance knows (default first).
+   */
+  resultStorages(id: string, queue?: string): Storage[] {
+    if (queue !== undefined) return [this.storageOf({ id, queue })];
+    return this.queueRegistry.names.map((name) => this.storageOf({ id, queue: name }));
   }
 
   /**
@@ -320,6 +380,7 @@ export class Huey {
     if (this.registry.has(name)) throw new ConfigurationError(`a task named "${name}" is already registered`);
     const definition = new TaskDefinition(name, fn, options, thisArg, periodic);
     this.registry.set(name, definition);
+    if (options.queue !== undefined) this.queueRegistry.note(options.queue);
     const wrapper = this.wrap(definition);
     Reflect.defineMetadata(TASK_METADATA, wrapper, fn);
     WRAPPED.set(wrapper, { fn, name, thisArg });
@@ -392,7 +453,15 @@ export class Huey {
       for (const { message, data } of items) await this.enqueueSerialized(message, data);
       return;
     }
-    await this.storage.enqueueMany(items.map(({ message, data }) => ({ data, priority: message.priority })));
+    // One round trip per queue (shard) the messages go to: usually one.
+    const byStorage = new Map<Storage, Array<{ data: string; priority: number }>>();
+    for (const { message, data } of items) {
+      const storage = this.storageOf(message);
+      const batch = byStorage.get(storage);
+      if (batch) batch.push({ data, priority: message.priority });
+      else byStorage.set(storage, [{ data, priority: message.priority }]);
+    }
+    for (const [storage, batch] of byStorage) await storage.enqueueMany(batch);
     for (const { message } of items) this.enqueueCounter.count(message.name);
     for (const { message } of items) await this.emit('enqueued', message);
   }
@@ -473,14 +542,14 @@ export class Huey {
 
   private async write(message: Message, data: string): Promise<void> {
     if (message.eta !== null && message.eta > Date.now()) {
-      await this.storage.addToSchedule(data, message.eta, message.priority);
+      await this.storageOf(message).addToSchedule(data, message.eta, message.priority);
       this.enqueueCounter.count(message.name);
       await this.emit('scheduled', message);
     } else if (this.immediateMode) {
       await this.emit('enqueued', message);
       await this.execute(this.deserializeMessage(data));
     } else {
-      await this.storage.enqueue(data, message.priority);
+      await this.storageOf(message).enqueue(data, message.priority);
       this.enqueueCounter.count(message.name);
       await this.emit('enqueued', message);
     }
@@ -510,7 +579,7 @@ export class Huey {
    * failure, never a reason to leave the claim to be run again.
    */
   async execute(message: Message, now = Date.now(), claim?: Claim, options: ExecuteOptions = {}): Promise<Outcome> {
-    const settle = claim ? { claim, acked: false } : undefined;
+    const settle = claim ? { claim, storage: options.storage ?? this.storageOf(message), acked: false } : undefined;
     let outcome: Outcome;
     try {
       outcome = await this.run(message, now, settle, options);
@@ -520,7 +589,7 @@ export class Huey {
       if (!(error instanceof SerializationError) || settle?.acked) throw error;
       outcome = await this.failUnrunnable(message, error);
     }
-    if (settle && !settle.acked) await this.settle(this.storage.ack(settle.claim), options);
+    if (settle && !settle.acked) await this.settle(settle.storage.ack(settle.claim), options);
     return outcome;
   }
 
@@ -532,7 +601,7 @@ export class Huey {
     } catch (again) {
       if (!(again instanceof SerializationError)) throw again;
       // Even its follow-ups cannot be handled: store the error alone.
-      if (this.results) await this.storeOutcome(message.id, { error: toRemoteError(error, { ...message, retries: 0 }) });
+      if (this.results) await this.storeOutcome(message, { error: toRemoteError(error, { ...message, retries: 0 }) });
       return { status: 'failed', error };
     }
   }
@@ -553,7 +622,7 @@ export class Huey {
     if (!this.readyToRun(message, now)) {
       // As in Huey: a message in the queue before its time (written there by
       // hand, or by a producer whose clock runs ahead) waits in the schedule.
-      await this.storage.addToSchedule(this.serializeMessage(message), message.eta!, message.priority);
+      await this.storageOf(message).addToSchedule(this.serializeMessage(message), message.eta!, message.priority);
       await this.emit('scheduled', message, undefined, context);
       return { status: 'scheduled' };
     }
@@ -622,9 +691,9 @@ export class Huey {
         const data = this.serializer.serialize({ value });
         if (ackNow) {
           settle.acked = true;
-          await this.settle(this.putOutcome(message.id, data, settle.claim), options);
+          await this.settle(this.putOutcome(message, data, settle), options);
         } else {
-          await this.putOutcome(message.id, data);
+          await this.putOutcome(message, data);
         }
       } catch (error) {
         if (!(error instanceof SerializationError)) throw error;
@@ -700,7 +769,7 @@ export class Huey {
       remote.message += ` (and ${notes.join('; ')})`;
       this.logger.error(`${message.name} ${message.id} failed, and ${notes.join('; ')}`);
     }
-    if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message.id, { error: remote });
+    if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message, { error: remote });
     if (handler) await this.enqueueSerialized(handler.message, handler.data);
     // A failed step ends its pipeline: the chord counts it where the last step would have.
     const member = chordMemberOf(sound);
@@ -715,7 +784,7 @@ export class Huey {
    */
   private async surfaceError(message: Message, error: unknown): Promise<void> {
     const remote = toRemoteError(error, message);
-    if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message.id, { error: remote });
+    if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message, { error: remote });
     if (!message.onError || followUpProblems(message, this.isTask).some((problem) => problem.field === 'onError')) return;
     try {
       const handler = this.prepareFollowUp(message.onError, new TaskError({ ...remote }));
@@ -749,8 +818,9 @@ export class Huey {
    * the two would otherwise leave the claim to be run again beside its retry.
    */
   private async enqueueRetry(next: Message, settle?: Settle): Promise<void> {
-    const storage = this.storage;
-    if (!settle || settle.acked || !storage.retryAndAck || this.immediateMode) {
+    const storage = settle?.storage;
+    // In one step only where the retry goes to the storage the claim came from.
+    if (!settle || !storage || settle.acked || !storage.retryAndAck || this.immediateMode || storage !== this.storageOf(next)) {
       await this.enqueue(next);
       return;
     }
@@ -835,23 +905,39 @@ export class Huey {
 
   // ---- results ----
 
-  private async storeOutcome(id: string, outcome: StoredOutcome<unknown>): Promise<void> {
-    await this.putOutcome(id, this.serializer.serialize(outcome));
+  private async storeOutcome(message: Message, outcome: StoredOutcome<unknown>): Promise<void> {
+    await this.putOutcome(message, this.serializer.serialize(outcome));
   }
 
-  private putOutcome(id: string, data: string, ack?: Claim): Promise<void> {
-    return this.storage.putResult(id, data, this.resultTtl === undefined ? undefined : this.resultTtl * 1000, ack);
+  /**
+   * Store a task's outcome in its queue's storage, with the claim's ack in
+   * the same step when the claim came from there (it always does, unless the
+   * message was put in another queue by hand).
+   */
+  private async putOutcome(message: Message, data: string, settle?: Settle): Promise<void> {
+    const storage = this.storageOf(message);
+    const ttl = this.resultTtl === undefined ? undefined : this.resultTtl * 1000;
+    if (!settle || settle.storage === storage) return storage.putResult(message.id, data, ttl, settle?.claim);
+    await storage.putResult(message.id, data, ttl);
+    await settle.storage.ack(settle.claim);
   }
 
-  /** The stored outcome of task `id`, removed unless `preserve`; undefined while there is none. */
-  async readResult<T>(id: string, preserve = false): Promise<StoredOutcome<T> | undefined> {
-    const data = preserve ? await this.storage.peekData(id) : await this.storage.popData(id);
-    return data === null ? undefined : (this.serializer.deserialize(data) as StoredOutcome<T>);
+  /**
+   * The stored outcome of task `id`, removed unless `preserve`; undefined
+   * while there is none. Without its `queue`, every queue's storage is looked in.
+   */
+  async readResult<T>(id: string, preserve = false, queue?: string): Promise<StoredOutcome<T> | undefined> {
+    for (const storage of this.resultStorages(id, queue)) {
+      const data = preserve ? await storage.peekData(id) : await storage.popData(id);
+      if (data !== null) return this.serializer.deserialize(data) as StoredOutcome<T>;
+    }
+    return undefined;
   }
 
-  /** A handle on the result of the task with this id. */
-  result<T = unknown>(id: string): Result<T> {
-    return new Result<T>(this, id);
+  /** A handle on the result of the task with this id (on `queue`, if known: otherwise every queue is looked in). */
+  result<T = unknown>(id: string, options: { queue?: string } = {}): Result<T> {
+    if (options.queue !== undefined) checkQueueName(options.queue);
+    return new Result<T>(this, id, undefined, undefined, options.queue);
   }
 
   // ---- revocation ----
@@ -947,21 +1033,28 @@ export class Huey {
   // ---- pausing ----
 
   /**
-   * Stop every worker on this storage from starting new tasks, within about
-   * a second (each worker looks once a second); running tasks finish, and
-   * tasks keep arriving in the queue.
+   * Stop every worker on this storage from starting new tasks (from `queue`
+   * only, when given), within about a second (each worker looks once a
+   * second); running tasks finish, and tasks keep arriving in the queue.
    */
-  async pause(): Promise<void> {
-    await this.storage.putData(PAUSED_KEY, String(Date.now()));
+  async pause(queue?: string): Promise<void> {
+    await this.storage.putData(pausedKey(queue), String(Date.now()));
   }
 
-  /** Let workers start tasks again. False when the queue was not paused. */
-  resume(): Promise<boolean> {
-    return this.storage.deleteData(PAUSED_KEY);
+  /** Let workers start tasks again (from `queue` only, when given). False when it was not paused. */
+  resume(queue?: string): Promise<boolean> {
+    return this.storage.deleteData(pausedKey(queue));
   }
 
-  isPaused(): Promise<boolean> {
-    return this.storage.hasDataForKey(PAUSED_KEY);
+  /** Whether the whole instance is paused, or with `queue`, that queue by itself. */
+  isPaused(queue?: string): Promise<boolean> {
+    return this.storage.hasDataForKey(pausedKey(queue));
+  }
+
+  /** The queues among `queues` paused by themselves, and whether the whole instance is, in one round trip. */
+  async pausedQueues(queues: readonly string[]): Promise<{ all: boolean; queues: Set<string> }> {
+    const flags = await this.storage.peekDataMany([PAUSED_KEY, ...queues.map((queue) => pausedKey(queue))]);
+    return { all: flags[0] !== null, queues: new Set(queues.filter((_, i) => flags[i + 1] !== null)) };
   }
 
   /** Clear the named locks (all of them with no names). Returns the names that were held. */
@@ -1069,27 +1162,43 @@ export class Huey {
 
   // ---- looking at the queue ----
 
-  /** Messages waiting to run, next first. */
-  async pending(limit?: number): Promise<Message[]> {
-    return (await this.storage.enqueuedItems(limit)).map((data) => this.deserializeMessage(data));
+  /** Messages waiting to run on `queue` (the default queue unless given), next first (shard by shard). */
+  async pending(limit?: number, queue?: string): Promise<Message[]> {
+    return this.readEach(queue, limit, (storage, left) => storage.enqueuedItems(left));
   }
 
-  /** Messages waiting for their time, soonest first. */
-  async scheduled(limit?: number): Promise<Message[]> {
-    return (await this.storage.scheduledItems(limit)).map((data) => this.deserializeMessage(data));
+  /** Messages waiting for their time on `queue` (the default queue unless given), soonest first (shard by shard). */
+  async scheduled(limit?: number, queue?: string): Promise<Message[]> {
+    return this.readEach(queue, limit, (storage, left) => storage.scheduledItems(left));
   }
 
-  pendingCount(): Promise<number> {
-    return this.storage.queueSize();
+  private async readEach(queue: string | undefined, limit: number | undefined, read: (storage: Storage, left?: number) => Promise<string[]>): Promise<Message[]> {
+    const messages: Message[] = [];
+    for (const storage of this.queueStorages(queue)) {
+      const left = limit === undefined ? undefined : limit - messages.length;
+      if (left !== undefined && left <= 0) break;
+      for (const data of await read(storage, left)) messages.push(this.deserializeMessage(data));
+    }
+    return messages;
   }
 
-  scheduledCount(): Promise<number> {
-    return this.storage.scheduleSize();
+  /** How many messages wait on `queue` (the default queue unless given; every shard). */
+  async pendingCount(queue?: string): Promise<number> {
+    const counts = await Promise.all(this.queueStorages(queue).map((storage) => storage.queueSize()));
+    return counts.reduce((a, b) => a + b, 0);
   }
 
-  /** Drop everything: queue, schedule, results, flags and locks. */
-  flush(): Promise<void> {
-    return this.storage.flushAll();
+  /** How many messages wait for their time on `queue` (the default queue unless given; every shard). */
+  async scheduledCount(queue?: string): Promise<number> {
+    const counts = await Promise.all(this.queueStorages(queue).map((storage) => storage.scheduleSize()));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** Drop everything: every known queue's messages, schedule and results, and the flags and locks. */
+  async flush(): Promise<void> {
+    for (const queue of this.queueNames) {
+      for (const storage of this.queueStorages(queue)) await storage.flushAll();
+    }
   }
 }
 

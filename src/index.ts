@@ -1,6 +1,8 @@
 export { Huey, type HueyOptions, type StoredOutcome, type RevokeOptions, type RescheduleOptions, type Outcome, type Hook, type EnqueueHook, type PostHook, type LifecycleHook } from './huey.js';
 export { RedisHuey, PriorityRedisHuey, SqliteHuey, MemoryHuey } from './flavors.js';
 export { Result, type GetOptions } from './result.js';
+export { type QueueOptions } from './queues.js';
+export { DEFAULT_QUEUE } from './validate.js';
 export { ResultGroup } from './result-group.js';
 export { Signature, Pipeline, Group, Chord, group, chord, type CallOptions, type ResultOf, type ResultsOf, type Work } from './signature.js';
 export type { TaskOptions, ScheduleOptions, TaskContext, TaskWrapper, TaskFactory, ContextTaskFactory, PeriodicTaskFactory, PeriodicSchedule, TaskArgs, TaskDefinition } from './task.js';

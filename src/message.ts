@@ -29,6 +29,8 @@ export interface Message {
   expiresIn?: number | null;
   /** Seconds a run may take before it fails with TaskTimeout, or null for no limit. */
   timeout?: number | null;
+  /** The named queue it runs on; absent for the default queue. */
+  queue?: string;
   /** A pipeline's next step: enqueued with this run's result appended to its args. */
   onComplete?: Message;
   /** Enqueued, with the TaskError appended to its args, when this run fails for good. */

@@ -1,6 +1,7 @@
 import { HueyError, ResultTimeout, StorageError, TaskError } from './errors.js';
 import type { Huey, RescheduleOptions, RevokeOptions, StoredOutcome } from './huey.js';
 import type { Message } from './message.js';
+import { DEFAULT_QUEUE } from './validate.js';
 
 export interface GetOptions {
   /** Wait until the result is there. @defaultValue false */
@@ -27,6 +28,8 @@ export class Result<T> {
 
   /** Resolves once the storage holds the task; rejects with the storage's error. */
   readonly enqueued: Promise<this>;
+  /** The queue the task runs on, where its result is stored; undefined when not known (every queue is looked in). */
+  readonly queue?: string;
 
   constructor(
     readonly huey: Huey,
@@ -34,8 +37,10 @@ export class Result<T> {
     enqueued: Promise<void> = Promise.resolve(),
     /** The message as enqueued, when this handle came from the call itself. */
     readonly message?: Message,
+    queue?: string,
   ) {
     this.enqueued = enqueued.then(() => this);
+    this.queue = queue ?? (message ? (message.queue ?? DEFAULT_QUEUE) : undefined);
   }
 
   /**
@@ -51,7 +56,7 @@ export class Result<T> {
     await this.enqueued;
     const read = async () => {
       try {
-        return await this.huey.readResult<T>(this.id, options.preserve ?? false);
+        return await this.huey.readResult<T>(this.id, options.preserve ?? false, this.queue);
       } catch (error) {
         // A blocking wait rides out a storage that is briefly away (a Redis restart).
         if (options.blocking && error instanceof StorageError) return undefined;
@@ -80,7 +85,10 @@ export class Result<T> {
   async isReady(): Promise<boolean> {
     if (this.value !== EMPTY) return true;
     this.checkResultsKept();
-    return this.huey.storage.hasDataForKey(this.id);
+    for (const storage of this.huey.resultStorages(this.id, this.queue)) {
+      if (await storage.hasDataForKey(this.id)) return true;
+    }
+    return false;
   }
 
   /** With `results: false` nothing is stored, so waiting for a result would wait for ever: say so at once. */
@@ -100,7 +108,7 @@ export class Result<T> {
     const notice = new Promise<void>((resolve) => (notified = resolve));
     let stop: (() => void) | null = null;
     try {
-      stop = await this.huey.storage.watchResult(this.id, notified);
+      stop = await this.watch(notified);
     } catch (error) {
       if (!(error instanceof StorageError)) throw error;
     }
@@ -116,6 +124,26 @@ export class Result<T> {
     } finally {
       stop?.();
     }
+  }
+
+  /** Watch every storage the result may land in; null when one of them cannot notify. */
+  private async watch(notified: () => void): Promise<(() => void) | null> {
+    const stops: Array<() => void> = [];
+    const stopAll = () => stops.forEach((stop) => stop());
+    try {
+      for (const storage of this.huey.resultStorages(this.id, this.queue)) {
+        const stop = await storage.watchResult(this.id, notified);
+        if (!stop) {
+          stopAll();
+          return null;
+        }
+        stops.push(stop);
+      }
+    } catch (error) {
+      stopAll();
+      throw error;
+    }
+    return stops.length === 1 ? stops[0]! : stopAll;
   }
 
   /**

@@ -5,7 +5,7 @@ import type { Message } from './message.js';
 import type { Result } from './result.js';
 import type { ResultGroup } from './result-group.js';
 import type { Signature } from './signature.js';
-import { checkCallOptions, checkRetryWaits, checkTaskOptions, etaOf } from './validate.js';
+import { checkCallOptions, checkRetryWaits, checkTaskOptions, DEFAULT_QUEUE, etaOf } from './validate.js';
 
 /** Options of `huey.task(options)`; each can be overridden per call through `schedule()`. */
 export interface TaskOptions {
@@ -33,6 +33,11 @@ export interface TaskOptions {
    * workers abort `context.signal`, which the task must heed to really stop.
    */
   timeout?: number;
+  /**
+   * The named queue its calls go to (`huey-consumer -Q` chooses which
+   * queues a consumer serves, in order). Default: the default queue.
+   */
+  queue?: string;
 }
 
 /** One call's settings: `task.schedule({ args, delay })`; `schedule()` needs `delay` or `eta`. */
@@ -50,6 +55,8 @@ export interface ScheduleOptions<A extends unknown[]> {
   priority?: number;
   expires?: number | Date;
   timeout?: number;
+  /** The named queue this call goes to, instead of the task's. */
+  queue?: string;
 }
 
 /** What a task with `context: true` receives as its last argument. */
@@ -65,6 +72,8 @@ export interface TaskContext {
   readonly expires: Date | null;
   /** Seconds this run may take (the task's or the call's `timeout`), or null for no limit. */
   readonly timeout: number | null;
+  /** The queue it runs on (`'default'` unless the task or the call named one). */
+  readonly queue: string;
   readonly huey: Huey;
   /** Aborted when the run's `timeout` passes: pass it to fetch() and friends, or check it. */
   readonly signal: AbortSignal;
@@ -173,6 +182,8 @@ export class TaskDefinition {
       timeout: call.timeout ?? this.options.timeout ?? null,
     };
     if (typeof expires === 'number') message.expiresIn = expires;
+    const queue = call.queue ?? this.options.queue;
+    if (queue !== undefined && queue !== DEFAULT_QUEUE) message.queue = queue;
     // Per-call retries may meet the task's delay and backoff: check them together.
     if (call.retries !== undefined || call.retryDelay !== undefined || call.retryBackoff !== undefined) {
       checkRetryWaits(message.retries, message.retryDelay, message.retryBackoff);
@@ -223,6 +234,7 @@ class RunContext implements TaskContext {
   readonly eta: Date | null;
   readonly expires: Date | null;
   readonly timeout: number | null;
+  readonly queue: string;
   readonly headers: Readonly<Record<string, string>>;
   /** When the run's time is up (performance.now() ms), or Infinity. */
   private readonly deadline: number;
@@ -242,6 +254,7 @@ class RunContext implements TaskContext {
     this.expires = message.expires === null ? null : new Date(message.expires);
     // 0, which old messages may carry, meant no limit.
     this.timeout = message.timeout || null;
+    this.queue = message.queue ?? DEFAULT_QUEUE;
     this.headers = message.headers ?? NO_HEADERS;
     this.deadline = this.timeout === null ? Infinity : performance.now() + this.timeout * 1000;
   }

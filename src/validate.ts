@@ -39,6 +39,26 @@ export const MAX_SECONDS = 1e12;
  */
 const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
+/** The queue every task without a `queue` of its own goes to: the instance's own storage. */
+export const DEFAULT_QUEUE = 'default';
+
+/** The most shards one queue may be spread over. */
+export const MAX_SHARDS = 256;
+
+/**
+ * A queue name follows the instance-name rule: it becomes part of key and
+ * table names (`huey.{app:emails}`, `huey_app:emails_*`).
+ */
+const queueNameRule = (value: unknown): string | null =>
+  typeof value === 'string' && INSTANCE_NAME.test(value) ? null : 'a queue name: 1 to 64 letters, digits, "_", "-" or ".", starting with a letter or digit';
+
+/** Refuse a queue name that cannot be one (a ConfigurationError naming `option`). */
+export function checkQueueName(value: unknown, option = 'queue'): string {
+  const problem = queueNameRule(value);
+  if (problem !== null) fail(option, problem, value);
+  return value as string;
+}
+
 /** Refuse an instance name outside the one rule every storage shares; see `INSTANCE_NAME`. */
 export function checkInstanceName(name: unknown): void {
   if (typeof name !== 'string' || !INSTANCE_NAME.test(name)) {
@@ -109,6 +129,7 @@ function checkShared(options: Record<string, unknown>): void {
   check(options, 'retryBackoff', nonNegativeRule);
   check(options, 'priority', priorityRule);
   check(options, 'timeout', timeoutRule);
+  check(options, 'queue', queueNameRule);
   const expires = options.expires;
   if (expires !== undefined && !(expires instanceof Date && !Number.isNaN(expires.getTime()))) {
     const problem = secondsFromNowRule(expires, true);
@@ -213,6 +234,8 @@ const MESSAGE_FIELDS: ReadonlyArray<[field: keyof Message, rule: (value: unknown
   ['expiresIn', (value) => (value === undefined || value === null ? null : secondsFromNowRule(value, true))],
   // 0 ran as no limit before options were checked, and messages written then may carry it.
   ['timeout', (value) => (value === null || value === 0 ? null : timeoutRule(value)), null],
+  // Absent from messages of the default queue, and from those written before queues existed.
+  ['queue', (value) => (value === undefined ? null : queueNameRule(value))],
 ];
 
 /** What is wrong with a message read back (naming the field), or null when it is a task message. */

@@ -128,6 +128,9 @@ describe('huey-consumer with tasks claimed ahead', () => {
     await batch.enqueued;
     const slow = batch.at(1);
     const [, workerId] = (await consumer.waitFor(new RegExp(`:huey:(\\S+): executing slowAdd ${slow.id}`))) as RegExpMatchArray;
+    // The first add's ack may still be on its way while slowAdd starts.
+    const deadline = Date.now() + 5000;
+    while ((await exampleHuey.storage.claimed(workerId!)).length > 3 && Date.now() < deadline) await sleep(10);
     assert.equal((await exampleHuey.storage.claimed(workerId!)).length, 3, 'the two adds after slowAdd are claimed ahead');
     await reportedRunning(slow.id);
     process.kill(workerPids(consumer).get(workerId!)!, 'SIGKILL');

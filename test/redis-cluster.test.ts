@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PriorityRedisStorage, RedisHuey, RedisStorage } from '../src/index.js';
-import { Worker } from '../src/consumer/worker.js';
+import { Consumer, Worker } from '../src/consumer/index.js';
 import { startCluster, type TestCluster } from './support/redis-cluster.js';
 import { storageConformance } from './support/storage-conformance.js';
 
@@ -19,6 +19,29 @@ const options = () => ({ rootNodes: cluster.rootNodes });
 
 storageConformance('redis cluster', async () => new RedisStorage('conformance', { cluster: options() }));
 storageConformance('priority redis cluster', async () => new PriorityRedisStorage('pconformance', { cluster: options() }));
+// A named queue's storage: its own hash tag, on whichever master holds that slot, over the instance's cluster client.
+storageConformance('redis cluster named queue', async () => {
+  const home = new RedisStorage('qconformance', { cluster: options() });
+  const queue = home.forQueue('mail');
+  // Closing the instance's storage closes its queues' too.
+  const close = queue.close.bind(queue);
+  queue.close = async () => {
+    queue.close = close;
+    await home.close();
+  };
+  return queue;
+});
+
+/** An instance name whose `queues` (or shards: `events`, `events#1`, ...) all hash to slots on different masters. */
+async function spreadName(prefix: string, queues: string[]): Promise<string> {
+  for (let i = 0; i < 500; i++) {
+    const name = `${prefix}-${i}`;
+    const masters = new Set<number | null>();
+    for (const queue of queues) masters.add(await cluster.masterOfSlot(await cluster.keySlot(`huey.{${name}:${queue}}.queue`)));
+    if (masters.size === queues.length && !masters.has(null)) return name;
+  }
+  throw new Error('no name spreads the queues over the masters');
+}
 
 describe('redis cluster', () => {
   it('runs every operation on the master of the instance slot, and has no single client', async () => {
@@ -81,6 +104,60 @@ describe('redis cluster', () => {
         await huey.storage.flushAll();
         await huey.close();
       }
+    }
+  });
+
+  it('spreads an instance\'s queues over the masters, and serves them in order with no CROSSSLOT', async () => {
+    const name = await spreadName('spread', ['critical', 'default-ish', 'bulk']);
+    const huey = new RedisHuey(name, { cluster: options() });
+    const ran: string[] = [];
+    const tasks = ['critical', 'default-ish', 'bulk'].map((queue) =>
+      huey.task({ queue, name: `on-${queue}` })((n: number) => {
+        ran.push(`${queue}${n}`);
+        return n;
+      }),
+    );
+    try {
+      const results = [];
+      for (const task of [...tasks].reverse()) for (let n = 0; n < 3; n++) results.push(task(n));
+      await Promise.all(results.map((result) => result.enqueued));
+      // Each queue's keys are on a master of their own.
+      const masters = await Promise.all(['critical', 'default-ish', 'bulk'].map(async (queue) => cluster.masterOfSlot(await cluster.keySlot(`huey.{${name}:${queue}}.queue`))));
+      assert.equal(new Set(masters).size, 3);
+      const worker = new Worker(huey, 'spread-worker', { queues: ['critical', 'default-ish', 'bulk'], prefetchWindow: 0 });
+      while ((await worker.runOnce(0)) > 0);
+      assert.deepEqual(ran, ['critical0', 'critical1', 'critical2', 'default-ish0', 'default-ish1', 'default-ish2', 'bulk0', 'bulk1', 'bulk2']);
+      assert.deepEqual(await Promise.all(results.map((result) => result.get())), [0, 1, 2, 0, 1, 2, 0, 1, 2]);
+      // Whole-instance state (revocation, locks, pause flags, counters) stays in the instance's slot.
+      await huey.pause('bulk');
+      assert.equal(await huey.isPaused('bulk'), true);
+      await huey.resume('bulk');
+    } finally {
+      await huey.flush();
+      await huey.close();
+    }
+  });
+
+  it('spreads a sharded queue over three masters, and a consumer drains every shard', async () => {
+    const name = await spreadName('sharded', ['events', 'events#1', 'events#2']);
+    const huey = new RedisHuey(name, { cluster: options() });
+    huey.queue('events', { shards: 3 });
+    const event = huey.task({ queue: 'events' })(function event(n: number) {
+      return n + 1;
+    });
+    const consumer = new Consumer(huey, { workers: 4, queues: ['events'] });
+    try {
+      const results = Array.from({ length: 150 }, (_, n) => event(n));
+      await Promise.all(results.map((result) => result.enqueued));
+      const perShard = await Promise.all(huey.queueStorages('events').map((storage) => storage.queueSize()));
+      assert.equal(perShard.reduce((a, b) => a + b, 0), 150);
+      for (const count of perShard) assert.ok(count > 20, `each shard holds a share: ${perShard.join(', ')}`);
+      await consumer.start();
+      assert.deepEqual(await Promise.all(results.map((result) => result.get({ blocking: true, timeout: 30 }))), Array.from({ length: 150 }, (_, n) => n + 1));
+    } finally {
+      await consumer.stop();
+      await huey.flush();
+      await huey.close();
     }
   });
 });

@@ -19,6 +19,7 @@ const argv = yargs(hideBin(process.argv))
   .demandCommand(1, 'give the Huey as MODULE.EXPORT, for example main.huey')
   .options({
     workers: { alias: 'w', type: 'number', default: 1, describe: 'Number of workers' },
+    queues: { alias: 'Q', type: 'string', describe: 'Comma-separated queues to serve, in strict order (each worker takes from the first that has tasks) [default: every queue the module names, the default queue first]' },
     'worker-type': { alias: 'k', choices: WORKER_TYPES, default: 'async' as WorkerType, describe: 'async: loops on one event loop (I/O-bound tasks); thread: worker_threads; process: child processes' },
     concurrency: { alias: 'j', type: 'number', default: 1, describe: 'Tasks each thread or process worker runs at once (async workers: use --workers)' },
     delay: { alias: 'd', type: 'number', default: 0.1, describe: 'Initial polling delay in seconds (storages without blocking dequeue)' },
@@ -53,6 +54,7 @@ const argv = yargs(hideBin(process.argv))
     if (args['prefetch-window'] !== undefined && !(args['prefetch-window'] >= 0)) throw new Error('--prefetch-window must be 0 or more seconds');
     if (!(args.lease >= 1)) throw new Error('--lease must be at least 1 second');
     if (!Number.isInteger(args['max-stalls']) || args['max-stalls'] < 0) throw new Error('--max-stalls must be a whole number of 0 or more');
+    if (args.queues !== undefined && parseQueues(args.queues).length === 0) throw new Error('--queues must name at least one queue');
     if (args.verbose && args.quiet) throw new Error('--verbose and --quiet cannot be used together');
     return true;
   })
@@ -61,6 +63,11 @@ const argv = yargs(hideBin(process.argv))
   .alias('h', 'help')
   .version(false)
   .parseSync();
+
+/** `-Q critical,default` → ['critical', 'default']; names are checked by the consumer. */
+function parseQueues(text: string): string[] {
+  return text.split(',').map((name) => name.trim()).filter(Boolean);
+}
 
 // `huey-consumer ... 2>&1 | tee log` stopped with Ctrl-C closes the pipe while the consumer
 // still finishes its tasks: a line that cannot be written is lost, not the consumer.
@@ -76,6 +83,7 @@ async function main(): Promise<number> {
   const consumer = new Consumer(huey, {
     module: spec,
     workers: argv.workers,
+    queues: argv.queues === undefined ? undefined : parseQueues(argv.queues),
     workerType: argv['worker-type'],
     concurrency: argv.concurrency,
     delay: argv.delay,

@@ -4,7 +4,8 @@ import { DateTime } from 'luxon';
 import { ConfigurationError, WorkerDiedError } from '../errors.js';
 import type { Huey } from '../huey.js';
 import type { Message } from '../message.js';
-import type { Claim } from '../storage/storage.js';
+import type { Claim, Storage } from '../storage/storage.js';
+import { checkQueueName } from '../validate.js';
 import { IsolatedPool } from './isolated-pool.js';
 import type { LogLevel } from './log.js';
 import { AsyncPool, WORKER_TYPES, type WorkerPool, type WorkerType } from './pool.js';
@@ -74,6 +75,12 @@ export interface ConsumerOptions {
   workerLog?: (level: LogLevel, message: string, workerId: string) => void;
   /** The clock (ms since the epoch) of the scheduler and of async workers, for tests. */
   now?: () => number;
+  /**
+   * The queues to serve, in strict order: each worker takes from the first
+   * that has messages (RQ's order). Default: every queue the Huey knows, the
+   * default queue first (`huey.queueNames`).
+   */
+  queues?: readonly string[];
 }
 
 /** True for a number of seconds over 0 and at most 60 that goes a whole number of times into a minute. */
@@ -98,6 +105,10 @@ export class Consumer {
   readonly concurrency: number;
   readonly scheduler: Scheduler;
   readonly pool: WorkerPool;
+  /** The queues served, in order. */
+  readonly queues: readonly string[];
+  /** The storage of every queue served (of every shard): leases, adoption and put-backs go to each. */
+  private readonly storages: Storage[];
   private readonly options: ConsumerOptions;
   private timers: Array<() => void> = [];
   /** How often each message was held unstarted by a thread or process worker that died (by its data). */
@@ -135,11 +146,16 @@ export class Consumer {
     if (this.workerType !== 'async' && !options.module) {
       throw new ConfigurationError(`${this.workerType} workers import the Huey module themselves: give its MODULE.EXPORT as the module option`);
     }
+    this.queues = [...(options.queues ?? huey.queueNames)];
+    if (this.queues.length === 0) throw new ConfigurationError('queues must name at least one queue');
+    for (const queue of this.queues) checkQueueName(queue, 'queues');
+    if (new Set(this.queues).size !== this.queues.length) throw new ConfigurationError(`queues names a queue twice: ${this.queues.join(', ')}`);
+    this.storages = this.queues.flatMap((queue) => huey.queueStorages(queue));
     // The random part keeps a restarted consumer (the same host name and pid 1 in a container)
     // from renewing the leases of the one that died, whose claims must be adopted.
     this.id = `${hostname()}.${process.pid}.${randomBytes(2).toString('hex')}`;
     const workerIds = Array.from({ length: this.workerCount }, (_, i) => `${this.id}.w${i + 1}`);
-    const workerOptions = { delay: options.delay, backoff: options.backoff, maxDelay: options.maxDelay, prefetchWindow: this.prefetchWindow };
+    const workerOptions = { delay: options.delay, backoff: options.backoff, maxDelay: options.maxDelay, prefetchWindow: this.prefetchWindow, queues: this.queues };
     this.pool =
       this.workerType === 'async'
         ? new AsyncPool(huey, `${this.id}.async`, this.workerCount, { ...workerOptions, now: options.now })
@@ -158,7 +174,7 @@ export class Consumer {
             options.workerLog ?? ((level, message, workerId) => huey.logger[level](`${workerId}: ${message}`)),
             (workerId, running, causeOf) => this.settleDeadWorker(workerId, running, causeOf),
           );
-    this.scheduler = new Scheduler(huey, { interval: options.schedulerInterval, periodic: options.periodic, now: options.now });
+    this.scheduler = new Scheduler(huey, { interval: options.schedulerInterval, periodic: options.periodic, now: options.now, queues: this.queues });
   }
 
   /** Connect, clear locks if asked, and start the workers and the scheduler. */
@@ -169,6 +185,8 @@ export class Consumer {
     await this.flushLocksIfAsked();
     this.huey.logger.info(this.banner());
     for (const warning of (await this.huey.storage.setupWarnings?.()) ?? []) this.huey.logger.warn(warning);
+    // Named queues' storages share the instance's connection, but a cluster routes each to its own master.
+    await Promise.all(this.storages.map((storage) => storage.connect()));
     await this.renewLeases();
     await this.adoptOrphans();
     await this.pool.start();
@@ -219,8 +237,8 @@ export class Consumer {
     return [this.id, ...this.pool.workerIds];
   }
 
-  private renewLeases(): Promise<void> {
-    return this.huey.storage.renewLeases(this.owners, this.leaseSeconds * 1000);
+  private async renewLeases(): Promise<void> {
+    await Promise.all(this.storages.map((storage) => storage.renewLeases(this.owners, this.leaseSeconds * 1000)));
   }
 
   /**
@@ -230,12 +248,19 @@ export class Consumer {
    * Returns how many were settled as failed runs.
    */
   async adoptOrphans(): Promise<number> {
+    let failed = 0;
+    for (const storage of this.storages) failed += await this.adoptFrom(storage);
+    return failed;
+  }
+
+  /** `adoptOrphans` on one queue's storage: each queue keeps the claims and leases of its own. */
+  private async adoptFrom(storage: Storage): Promise<number> {
     const { maxStalls } = this;
     const stalled = new Set<string>();
     let adopted = 0;
-    for (const owner of await this.huey.storage.expiredLeases()) {
+    for (const owner of await storage.expiredLeases()) {
       // Consumers of one app run with the same settings: the dead one had as many runs going as this one may.
-      const adoption = await this.huey.storage.adoptClaims(owner, this.id, maxStalls, this.slotsPerWorker);
+      const adoption = await storage.adoptClaims(owner, this.id, maxStalls, this.slotsPerWorker);
       if (!adoption) continue;
       const { started, requeued } = adoption;
       if (started + requeued + adoption.stalled.length > 0) {
@@ -247,7 +272,7 @@ export class Consumer {
       adopted += started + adoption.stalled.length;
     }
     if (adopted === 0) return 0;
-    return this.failClaims(this.id, new WorkerDiedError('the consumer running this task stopped renewing its lease (it died or lost its storage)'), {
+    return this.failClaims(storage, this.id, new WorkerDiedError('the consumer running this task stopped renewing its lease (it died or lost its storage)'), {
       stalled,
       stalledCause: new WorkerDiedError(
         `taken back unstarted from consumers that died more than ${maxStalls} times (max stalls): it may be what kills them, so it fails without running again`,
@@ -298,7 +323,7 @@ export class Consumer {
     for (const id of this.owners) await this.requeueClaims(id);
     // A worker interrupted mid-run never cleared its status: it is gone now, whatever it last said.
     for (const id of this.pool.workerIds) await this.huey.storage.dropStatus(id);
-    await this.huey.storage.dropLeases(this.owners);
+    for (const storage of this.storages) await storage.dropLeases(this.owners);
     await this.huey.close();
     this.state = 'stopped';
     this.huey.logger.info('consumer stopped');
@@ -320,7 +345,13 @@ export class Consumer {
    * run does not count against the task's retries.
    */
   async requeueClaims(workerId: string): Promise<number> {
-    const claimed = await this.huey.storage.claimed(workerId);
+    let requeued = 0;
+    for (const storage of this.storages) requeued += await this.requeueFrom(storage, workerId);
+    return requeued;
+  }
+
+  private async requeueFrom(storage: Storage, workerId: string): Promise<number> {
+    const claimed = await storage.claimed(workerId);
     for (const claim of claimed) {
       try {
         const message = this.huey.deserializeMessage(claim.data);
@@ -330,7 +361,7 @@ export class Consumer {
         // A payload that cannot be read is still requeued; the next worker dead-letters it.
       }
     }
-    return claimed.length ? this.huey.storage.requeue(workerId) : 0;
+    return claimed.length ? storage.requeue(workerId) : 0;
   }
 
   /**
@@ -339,34 +370,34 @@ export class Consumer {
    * retries left, or fails for good. A task that keeps killing its consumer
    * thus ends failed, not in a loop. Returns how many were settled.
    */
-  private async failClaims(workerId: string, cause: Error, stalls: { stalled: ReadonlySet<string>; stalledCause: Error }): Promise<number> {
+  private async failClaims(storage: Storage, workerId: string, cause: Error, stalls: { stalled: ReadonlySet<string>; stalledCause: Error }): Promise<number> {
     let failed = 0;
-    for (const claim of await this.huey.storage.claimed(workerId)) {
-      const message = await this.readClaim(claim);
+    for (const claim of await storage.claimed(workerId)) {
+      const message = await this.readClaim(storage, claim);
       if (!message) continue;
       // A stalled message never ran as far as anyone knows: its retries do not apply.
       const stalled = stalls.stalled.has(claim.receipt ?? claim.data);
-      await this.failRun(workerId, claim, stalled ? { ...message, retries: 0 } : message, stalled ? stalls.stalledCause : cause);
+      await this.failRun(storage, workerId, claim, stalled ? { ...message, retries: 0 } : message, stalled ? stalls.stalledCause : cause);
       failed++;
     }
     return failed;
   }
 
   /** The message a claim holds, or null when it is corrupt (it is then dead-lettered). */
-  private async readClaim(claim: Claim): Promise<Message | null> {
+  private async readClaim(storage: Storage, claim: Claim): Promise<Message | null> {
     try {
       return this.huey.deserializeMessage(claim.data);
     } catch (error) {
-      await this.huey.storage.deadLetter(claim, `corrupt payload: ${error instanceof Error ? error.message : String(error)}`);
+      await storage.deadLetter(claim, `corrupt payload: ${error instanceof Error ? error.message : String(error)}`);
       return null;
     }
   }
 
   /** Settle one claim as a failed run of `message`, and ack it. */
-  private async failRun(workerId: string, claim: Claim, message: Message, cause: Error): Promise<void> {
+  private async failRun(storage: Storage, workerId: string, claim: Claim, message: Message, cause: Error): Promise<void> {
     const outcome = await this.huey.fail(message, cause);
     this.huey.logger.error(`${workerId}: ${message.name} ${message.id} ${outcome.status === 'retrying' ? 'will be retried' : 'failed'}: ${cause.name}: ${cause.message}`);
-    await this.huey.storage.ack(claim);
+    await storage.ack(claim);
   }
 
   /**
@@ -378,15 +409,19 @@ export class Consumer {
    * ends failed after `maxStalls` deaths instead of killing workers for ever.
    */
   async settleDeadWorker(workerId: string, running: readonly string[], causeOf: (taskId: string) => Error): Promise<void> {
+    for (const storage of this.storages) await this.settleDeadWorkerIn(storage, workerId, running, causeOf);
+  }
+
+  private async settleDeadWorkerIn(storage: Storage, workerId: string, running: readonly string[], causeOf: (taskId: string) => Error): Promise<void> {
     const { maxStalls } = this;
     const putBack: Claim[] = [];
     // Oldest first: runs start in claim order, so only the oldest `concurrency` claims held run
     // slots; those not reported may have been running unreported, and count a stall. The ones
     // after them were only claimed ahead.
     let slots = this.concurrency;
-    for (const claim of (await this.huey.storage.claimed(workerId)).reverse()) {
+    for (const claim of (await storage.claimed(workerId)).reverse()) {
       const inSlot = slots-- > 0;
-      let message = await this.readClaim(claim);
+      let message = await this.readClaim(storage, claim);
       if (!message) continue;
       let cause: Error | undefined;
       if (running.includes(message.id)) {
@@ -395,10 +430,10 @@ export class Consumer {
         cause = new WorkerDiedError(`its ${this.workerType} worker died ${maxStalls + 1} times before its start was reported (max stalls): it may be what kills them, so it fails without running again`);
         message = { ...message, retries: 0 };
       }
-      if (cause) await this.failRun(workerId, claim, message, cause);
+      if (cause) await this.failRun(storage, workerId, claim, message, cause);
       else putBack.push(claim);
     }
-    const requeued = await this.huey.storage.release(putBack);
+    const requeued = await storage.release(putBack);
     if (requeued > 0) this.huey.logger.warn(`${workerId}: ${requeued} task(s) it had claimed and not started go back on the queue`);
   }
 
@@ -455,6 +490,7 @@ export class Consumer {
     const lines = [
       `huey-ts consumer for "${this.huey.name}" (${this.id})`,
       `- storage: ${storage.kind}${storage.blocking ? ', blocking dequeue' : `, polling (delay ${o.delay ?? 0.1}s, backoff ${o.backoff ?? 1.15}, max ${o.maxDelay ?? 10}s)`}`,
+      `- queues: ${this.queues.map((queue) => (this.huey.shardCount(queue) > 1 ? `${queue} (${this.huey.shardCount(queue)} shards)` : queue)).join(', ')}${this.queues.length > 1 ? ' (in this order)' : ''}`,
       `- workers: ${this.workerCount} ${this.workerType}${this.concurrency > 1 ? `, ${this.concurrency} tasks at once each` : ''}; prefetch window: ${this.prefetchWindow}s`,
       `- periodic tasks: ${o.periodic ?? true ? 'on' : 'off'}; scheduler interval: ${o.schedulerInterval ?? 1}s`,
       `- health check: ${this.workerType === 'async' ? 'not needed for async workers' : (o.healthCheck ?? true) ? `every ${o.healthCheckInterval ?? 10}s` : 'off'}`,

@@ -9,6 +9,7 @@
  */
 export { Consumer, type ConsumerOptions } from './consumer.js';
 export { Worker, type WorkerOptions } from './worker.js';
+export { QueueReader, type Source, type Take } from './queue-reader.js';
 export { Scheduler, type SchedulerOptions } from './scheduler.js';
 export { WORKER_TYPES, type WorkerType, type WorkerPool } from './pool.js';
 export { ConsoleLog, type ConsoleLogOptions, type LogLevel } from './log.js';

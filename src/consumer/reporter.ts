@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Huey, Outcome } from '../huey.js';
 import type { Message } from '../message.js';
+import { DEFAULT_QUEUE } from '../validate.js';
 
 /** Upper bounds, in seconds, of the run-duration histogram buckets (Prometheus style; the last is +Inf). */
 export const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60];
@@ -27,6 +28,10 @@ export interface WorkerStatus {
   tasks: Record<string, TaskCounts>;
   /** [minute start in ms, completed, failed] for the last hour's minutes with runs. */
   minutes: Array<[number, number, number]>;
+  /** The queues it serves, in order (absent in statuses written before queues existed). */
+  queues?: string[];
+  /** Runs by queue, then by outcome. */
+  queueOutcomes?: Record<string, Record<string, number>>;
 }
 
 /** One run's end, as the event log keeps it. */
@@ -60,18 +65,23 @@ export class Reporter {
   private readonly startedAt = Date.now();
   private readonly running = new Map<string, { name: string; started: number }>();
   private readonly tasks: Record<string, TaskCounts> = {};
+  private readonly queueOutcomes: Record<string, Record<string, number>> = {};
   private readonly minutes = new Map<number, [number, number, number]>();
   private failures: ActivityEvent[] = [];
   private completions: ActivityEvent[] = [];
   private timer?: NodeJS.Timeout;
   private writing?: Promise<void>;
-  /** Whether the queue was paused when last looked at (once a second, with each write). */
+  /** Whether the whole instance was paused when last looked at (once a second, with each write). */
   paused = false;
+  /** The worker's queues paused by themselves, when last looked at. */
+  pausedQueues = new Set<string>();
 
   constructor(
     private readonly huey: Huey,
     private readonly workerId: string,
     private readonly concurrency: number,
+    /** The worker's queues, whose pause flags it reads. */
+    private readonly queues: readonly string[] = [],
     private readonly intervalMs = 1000,
   ) {}
 
@@ -88,6 +98,8 @@ export class Reporter {
     this.running.delete(message.id);
     const counts = (this.tasks[message.name] ??= { outcomes: {}, buckets: new Array(DURATION_BUCKETS.length + 1).fill(0), seconds: 0 });
     counts.outcomes[outcome.status] = (counts.outcomes[outcome.status] ?? 0) + 1;
+    const byQueue = (this.queueOutcomes[message.queue ?? DEFAULT_QUEUE] ??= {});
+    byQueue[outcome.status] = (byQueue[outcome.status] ?? 0) + 1;
     const seconds = ms / 1000;
     let bucket = DURATION_BUCKETS.findIndex((bound) => seconds <= bound);
     if (bucket < 0) bucket = DURATION_BUCKETS.length;
@@ -145,6 +157,8 @@ export class Reporter {
       running: [...this.running].map(([id, run]) => ({ id, ...run })),
       tasks: this.tasks,
       minutes: [...this.minutes.values()],
+      queues: [...this.queues],
+      queueOutcomes: this.queueOutcomes,
     };
   }
 
@@ -153,11 +167,12 @@ export class Reporter {
     this.writing ??= (async () => {
       try {
         const [paused] = await Promise.all([
-          this.huey.isPaused(),
+          this.huey.pausedQueues(this.queues),
           this.huey.storage.putStatus(this.workerId, JSON.stringify(this.status())),
           this.flushEvents(),
         ]);
-        this.paused = paused;
+        this.paused = paused.all;
+        this.pausedQueues = paused.queues;
       } catch (error) {
         this.huey.logger.debug(`${this.workerId}: could not write its status: ${error instanceof Error ? error.message : String(error)}`);
       } finally {

@@ -9,6 +9,8 @@ export interface SchedulerOptions {
   periodic?: boolean;
   /** The clock, in ms since the epoch; tests inject their own. */
   now?: () => number;
+  /** The queues whose delayed tasks it moves when due. Default: every queue the Huey knows. */
+  queues?: readonly string[];
 }
 
 const MINUTE = 60_000;
@@ -33,6 +35,7 @@ export class Scheduler {
   private nextDue: number | null = null;
   private timer?: NodeJS.Timeout;
   private ticking?: Promise<void>;
+  private readonly queues: readonly string[];
 
   constructor(
     readonly huey: Huey,
@@ -41,6 +44,7 @@ export class Scheduler {
     this.interval = options.interval ?? 1;
     this.periodic = options.periodic ?? true;
     this.now = options.now ?? Date.now;
+    this.queues = options.queues ?? huey.queueNames;
     if (!(this.interval > 0 && this.interval <= 60)) throw new RangeError('the scheduler interval must be between 0 and 60 seconds');
   }
 
@@ -78,7 +82,16 @@ export class Scheduler {
   /** One look: move what is due, and at a new minute, enqueue periodic tasks. */
   async tick(): Promise<void> {
     const now = this.now();
-    const { moved, next } = await this.huey.storage.enqueueDue(now);
+    // Each queue (each shard) has a schedule of its own.
+    let moved = 0;
+    let next: number | null = null;
+    for (const queue of this.queues) {
+      for (const storage of this.huey.queueStorages(queue)) {
+        const due = await storage.enqueueDue(now);
+        moved += due.moved;
+        if (due.next !== null && (next === null || due.next < next)) next = due.next;
+      }
+    }
     if (moved > 0) this.huey.logger.debug(`scheduler: enqueued ${moved} due task(s)`);
     this.nextDue = next;
     const minute = now - (now % MINUTE);

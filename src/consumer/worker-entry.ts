@@ -124,7 +124,9 @@ async function main(): Promise<void> {
       stopRequested = true;
       orphaned = true;
       worker?.stop();
-      const renew = () => void huey?.storage.renewLeases([setup.workerId], setup.leaseMs).catch(() => {});
+      const renew = () => {
+        for (const source of worker?.reader.sources ?? []) source.storage.renewLeases([setup.workerId], setup.leaseMs).catch(() => {});
+      };
       renew();
       setInterval(renew, setup.leaseMs / 3).unref();
       // As long as a stop would have waited, and no longer: then the lease runs out and
@@ -165,8 +167,10 @@ async function main(): Promise<void> {
     // claims): it tries, and gives up its lease only once it holds nothing, or the lease runs
     // out and another consumer adopts them.
     try {
-      await huey.storage.requeue(setup.workerId);
-      if ((await huey.storage.claimed(setup.workerId)).length === 0) await huey.storage.dropLeases([setup.workerId]);
+      for (const { storage } of worker.reader.sources) {
+        await storage.requeue(setup.workerId);
+        if ((await storage.claimed(setup.workerId)).length === 0) await storage.dropLeases([setup.workerId]);
+      }
     } catch {
       // The storage is away: the lease runs out and the claims are adopted.
     }

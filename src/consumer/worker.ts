@@ -5,6 +5,7 @@ import type { ExecuteOptions, Huey, Outcome, RevocationFlags } from '../huey.js'
 import type { Message } from '../message.js';
 import type { Logger } from '../logger.js';
 import type { Claim } from '../storage/storage.js';
+import { QueueReader, type Source } from './queue-reader.js';
 import { Reporter } from './reporter.js';
 
 export interface WorkerOptions {
@@ -35,6 +36,11 @@ export interface WorkerOptions {
   /** Told when a run starts and ends: a thread or process worker reports these to the consumer. */
   onStart?: (message: Message) => void;
   onFinish?: (message: Message) => void;
+  /**
+   * The queues to take messages from, in strict order (always from the first
+   * that has any). Default: every queue the Huey knows, the default queue first.
+   */
+  queues?: readonly string[];
 }
 
 /** How often a paused worker looks whether it may go on, in seconds (the flag itself is read once a second). */
@@ -68,6 +74,8 @@ const AVERAGE_WEIGHT = 0.2;
 
 /** Claimed messages ready to run, with their revocation flags when read for the whole batch. */
 interface Batch {
+  /** Where they were claimed from, and are acked. */
+  source: Source;
   /** How many messages were claimed, counting those dead-lettered on reading. */
   claimed: number;
   runs: Array<{ claim: Claim; message: Message }>;
@@ -136,6 +144,8 @@ export class Worker {
   private leftUnstarted = false;
   /** Counts and recent runs, written to the storage once a second while `run()` goes. */
   readonly reporter: Reporter;
+  /** Where messages come from: the worker's queues, in order. */
+  readonly reader: QueueReader;
 
   constructor(
     readonly huey: Huey,
@@ -151,7 +161,8 @@ export class Worker {
     this.giveBackAfterMs = Math.max(GIVE_BACK_MIN_MS, GIVE_BACK_WINDOWS * this.prefetchWindowMs);
     this.concurrency = options.concurrency ?? 1;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError('concurrency must be a whole number of at least 1');
-    this.reporter = new Reporter(huey, id, this.concurrency);
+    this.reader = new QueueReader(huey, id, options.queues ?? huey.queueNames);
+    this.reporter = new Reporter(huey, id, this.concurrency, this.reader.queues);
     this.logger = options.logger ?? prefixed(huey.logger, id);
     this.onStart = options.onStart;
     this.onFinish = options.onFinish;
@@ -181,15 +192,16 @@ export class Worker {
       let failed = false;
       try {
         if (holdsStaleClaims) {
-          const requeued = await this.huey.storage.requeue(this.id);
+          const requeued = await this.reader.requeue();
           if (requeued > 0) this.logger.warn(`the storage is back: ${requeued} claimed task(s) whose outcome was not stored go back on the queue`);
           holdsStaleClaims = false;
         }
         if (!(await this.freeSlot(this.ahead !== undefined))) {
-          await this.giveBack([]);
+          await this.giveBack();
           await this.freeSlot();
         }
         this.throwFailure();
+        this.reader.paused = this.reporter.pausedQueues;
         if (this.reporter.paused && !this.ahead) {
           // Paused: start nothing new (runs going finish), and look again shortly.
           await this.settle();
@@ -204,13 +216,13 @@ export class Worker {
             this.stopWatchdog();
             await this.settle();
           }
-          batch = await this.fetch(this.huey.storage.blocking ? this.blockingTimeoutMs : 0);
+          batch = await this.fetch(this.reader.blocking ? this.blockingTimeoutMs : 0);
         }
         if (batch && this.reporter.paused) {
           // Paused while this claim was waiting: put it back, once the runs going (whose claims sit beside it) are acked.
           await this.allRunsEnded();
           await this.settle();
-          await this.huey.storage.requeue(this.id);
+          await this.reader.requeue();
           continue;
         }
         if (batch) {
@@ -235,7 +247,7 @@ export class Worker {
         errorDelay = Math.min(errorDelay * 2, MAX_ERROR_DELAY);
       } else if (worked) {
         delay = this.delay;
-      } else if (!this.stopping && !this.huey.storage.blocking) {
+      } else if (!this.stopping && !this.reader.blocking) {
         await this.sleep(delay);
         delay = Math.min(delay * this.backoff, this.maxDelay);
       }
@@ -249,7 +261,8 @@ export class Worker {
       const ahead = this.ahead ? await this.ahead : null;
       this.ahead = undefined;
       await this.settle();
-      if (ahead || this.leftUnstarted) await this.huey.storage.requeue(this.id);
+      const waited = await this.reader.endWaits();
+      if (ahead || this.leftUnstarted || waited) await this.reader.requeue();
     } catch (error) {
       this.logger.error(`could not settle this worker's last tasks: ${errorText(error)}`);
     }
@@ -304,15 +317,16 @@ export class Worker {
    * for more than one, read all their revocation flags in one round trip.
    */
   private async fetch(timeoutMs: number): Promise<Batch | null> {
-    const claims = await this.huey.storage.dequeueMany(this.id, this.batchSize(), timeoutMs);
-    if (claims.length === 0) return null;
+    const taken = await this.reader.take(this.batchSize(), timeoutMs);
+    if (!taken) return null;
+    const { source, claims } = taken;
     const runs: Batch['runs'] = [];
     for (const claim of claims) {
-      const message = await this.readMessage(claim);
+      const message = await this.readMessage(claim, source);
       if (message) runs.push({ claim, message });
     }
     const flags = runs.length > 1 ? await this.huey.readRevocationFlags(runs.map((run) => run.message)) : undefined;
-    return { claimed: claims.length, runs, flags, flagsRead: performance.now() };
+    return { source, claimed: claims.length, runs, flags, flagsRead: performance.now() };
   }
 
   /**
@@ -334,7 +348,7 @@ export class Worker {
     for (let i = 0; i < batch.runs.length; i++) {
       if (this.running >= this.concurrency && !(await this.freeSlot(true))) {
         // A run is taking far longer than the recent ones: the rest go back for idle workers.
-        await this.giveBack(batch.runs.slice(i).map((run) => run.claim));
+        await this.giveBack(batch.source, batch.runs.slice(i).map((run) => run.claim));
         break;
       }
       if (performance.now() - turned > YIELD_AFTER_MS) {
@@ -347,15 +361,15 @@ export class Worker {
       }
       const { claim, message } = batch.runs[i]!;
       const fresh = batch.flags && performance.now() - batch.flagsRead <= staleAfter;
-      this.start(claim, message, { revocationFlags: fresh ? batch.flags![i] : undefined, settleLater });
+      this.start(claim, message, batch.source, { revocationFlags: fresh ? batch.flags![i] : undefined, settleLater, storage: batch.source.storage });
     }
     await this.settle(previous);
   }
 
   /** Start a run in a slot; its storage failure, if any, is kept for the loop. */
-  private start(claim: Claim, message: Message, options: ExecuteOptions): void {
+  private start(claim: Claim, message: Message, source: Source, options: ExecuteOptions): void {
     this.running++;
-    this.runMessage(claim, message, options).then(
+    this.runMessage(claim, message, source, options).then(
       () => this.runEnd(),
       (error: unknown) => {
         this.failure ??= { error };
@@ -401,13 +415,16 @@ export class Worker {
    * was claimed ahead, to the front of the queue: the runs in hand are taking
    * longer than the batch was sized for, and another worker may be idle.
    */
-  private async giveBack(claims: Claim[]): Promise<void> {
+  private async giveBack(source?: Source, claims: Claim[] = []): Promise<void> {
     const ahead = this.ahead ? await this.ahead : null;
     this.ahead = undefined;
-    if (ahead) claims.push(...ahead.runs.map((run) => run.claim));
-    if (claims.length === 0) return;
-    const released = await this.huey.storage.release(claims);
-    this.logger.info(`gave back ${released} task(s) claimed ahead: a run is taking longer than expected`);
+    const parts: Array<[Source, Claim[]]> = [];
+    if (source && claims.length > 0) parts.push([source, claims]);
+    if (ahead && ahead.runs.length > 0) parts.push([ahead.source, ahead.runs.map((run) => run.claim)]);
+    let released = 0;
+    // The batch in hand first, then the one claimed after it: each goes back to its own queue's front.
+    for (const [from, given] of parts.reverse()) released += await from.storage.release(given);
+    if (released > 0) this.logger.info(`gave back ${released} task(s) claimed ahead: a run is taking longer than expected`);
   }
 
   private async allRunsEnded(): Promise<void> {
@@ -435,35 +452,35 @@ export class Worker {
   }
 
   /** Read a claimed message, dead-lettering what cannot run: too large, corrupt, or of an unknown task. */
-  private async readMessage(claim: Claim): Promise<Message | null> {
+  private async readMessage(claim: Claim, source: Source): Promise<Message | null> {
     const { huey } = this;
     const size = huey.payloadSize(claim.data);
     if (size > huey.maxPayloadSize) {
-      await this.deadLetter(claim, `payload of ${size} bytes is over the limit of ${huey.maxPayloadSize}`);
+      await this.deadLetter(claim, source, `payload of ${size} bytes is over the limit of ${huey.maxPayloadSize}`);
       return null;
     }
     let message: Message;
     try {
       message = huey.deserializeMessage(claim.data);
     } catch (error) {
-      await this.deadLetter(claim, `corrupt payload: ${errorText(error)}`);
+      await this.deadLetter(claim, source, `corrupt payload: ${errorText(error)}`);
       return null;
     }
     if (!huey.definition(message.name)) {
       const error = new UnknownTaskError(message.name);
-      await this.deadLetter(claim, error.message, message, error);
+      await this.deadLetter(claim, source, error.message, message, error);
       return null;
     }
     return message;
   }
 
   /** Run one message through `huey.execute`, which also settles its claim. */
-  private async runMessage(claim: Claim, message: Message, options: ExecuteOptions): Promise<Outcome> {
+  private async runMessage(claim: Claim, message: Message, source: Source, options: ExecuteOptions): Promise<Outcome> {
     this.logger.info(`executing ${message.name} ${message.id}`);
     const started = performance.now();
     this.reporter.started(message);
     // From here a death of this consumer counts as a failed run of this message, not as a claim to put back.
-    this.huey.storage.markStarted(claim);
+    source.storage.markStarted(claim);
     this.onStart?.(message);
     let outcome: Outcome;
     try {
@@ -482,13 +499,13 @@ export class Worker {
     return outcome;
   }
 
-  private async deadLetter(claim: Claim, reason: string, message?: Message, error?: Error): Promise<void> {
+  private async deadLetter(claim: Claim, source: Source, reason: string, message?: Message, error?: Error): Promise<void> {
     this.logger.error(`dead-lettered a message: ${reason}`);
-    await this.huey.storage.deadLetter(claim, reason);
+    await source.storage.deadLetter(claim, reason);
     if (message && error && this.huey.results) {
       // Whoever waits on this task's result learns why it will never run.
       const remote: RemoteError = { name: error.name, message: error.message, taskName: message.name, taskId: message.id, retries: message.retries };
-      await this.huey.storage.putResult(message.id, this.huey.serializer.serialize({ error: remote }));
+      await this.huey.storageOf(message).putResult(message.id, this.huey.serializer.serialize({ error: remote }));
     }
   }
 

@@ -35,10 +35,24 @@ export class MemoryStorage implements Storage {
   /** Times each message was put back unstarted from a consumer that died. */
   private stalls = new Map<string, number>();
 
+  /** The storages of named queues, made on first use; see `forQueue`. */
+  private queueStorages = new Map<string, MemoryStorage>();
+
   async connect(): Promise<void> {}
 
   async close(): Promise<void> {
+    for (const storage of this.queueStorages.values()) await storage.close();
     for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** The storage of one named queue (or queue shard, `name#n`): another MemoryStorage, in this process too. */
+  forQueue(queue: string): MemoryStorage {
+    let storage = this.queueStorages.get(queue);
+    if (!storage) {
+      storage = new MemoryStorage();
+      this.queueStorages.set(queue, storage);
+    }
+    return storage;
   }
 
   async enqueue(data: string, priority = 0): Promise<void> {

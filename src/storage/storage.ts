@@ -29,8 +29,19 @@ export interface Storage {
    * Absent or empty when all is well or the storage cannot tell.
    */
   setupWarnings?(): Promise<string[]>;
-  /** Close connections. */
+  /** Close connections (and those of the storages `forQueue` made). */
   close(): Promise<void>;
+  /**
+   * The storage of one named queue of this instance (`queue` is the queue's
+   * name, or `name#n` for its shard n): its own queue, schedule, claims,
+   * leases, dead letters and results, kept apart from every other queue's,
+   * on this storage's connection where it can share one. The same object
+   * each time for the same name; closed when this one is. The instance's own
+   * storage is the default queue's, and keeps what belongs to the whole
+   * instance (revocations, locks, rate limits, counters, worker activity).
+   * Absent on a storage that has no named queues.
+   */
+  forQueue?(queue: string): Storage;
 
   // ---- queue ----
 

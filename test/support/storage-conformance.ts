@@ -516,5 +516,46 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.deepEqual(await storage.counters(''), {});
       assert.deepEqual(await storage.claimed('w9'), []);
     });
+    it('keeps each named queue apart from the instance and from the other queues', async () => {
+      assert.ok(storage.forQueue, `${kind} storage has named queues`);
+      const emails = storage.forQueue('emails');
+      const shard = storage.forQueue('emails#1');
+      assert.equal(storage.forQueue('emails'), emails, 'the same storage for the same name');
+      assert.notEqual(emails, storage);
+      try {
+        await emails.connect();
+        await shard.connect();
+        await storage.enqueue('home');
+        await emails.enqueue('e1');
+        await emails.enqueueMany([{ data: 'e2' }]);
+        await shard.addToSchedule('s1', 5);
+        assert.deepEqual(await storage.enqueuedItems(), ['home']);
+        assert.deepEqual(await emails.enqueuedItems(), ['e1', 'e2']);
+        assert.equal(await shard.queueSize(), 0);
+        assert.equal(await shard.scheduleSize(), 1);
+        assert.equal(await emails.scheduleSize(), 0);
+        // Claims, leases, results and dead letters are the queue's own.
+        const claim = (await emails.dequeue('w1'))!;
+        assert.equal(claim.data, 'e1');
+        assert.deepEqual(await storage.claimed('w1'), []);
+        await emails.renewLeases(['w1'], 1);
+        await storage.renewLeases(['w2'], 60_000);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        assert.deepEqual(await emails.expiredLeases(), ['w1']);
+        assert.deepEqual(await storage.expiredLeases(), []);
+        await emails.putResult('id-1', 'value', undefined, claim);
+        assert.deepEqual(await emails.claimed('w1'), []);
+        assert.equal(await storage.peekData('id-1'), null);
+        assert.equal(await emails.peekData('id-1'), 'value');
+        await emails.deadLetter((await emails.dequeue('w1'))!, 'bad');
+        assert.equal(await emails.deadLetterCount(), 1);
+        assert.equal(await storage.deadLetterCount(), 0);
+        assert.deepEqual(await shard.enqueueDue(10), { moved: 1, next: null });
+        assert.deepEqual(await shard.enqueuedItems(), ['s1']);
+      } finally {
+        await emails.flushAll();
+        await shard.flushAll();
+      }
+    });
   });
 }

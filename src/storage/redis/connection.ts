@@ -31,6 +31,12 @@ export interface RedisConnection {
   run<T>(operation: (client: RedisClientType) => Promise<T>): Promise<T>;
   /** Another connection to the same Redis, for blocking commands that would hold this one. */
   duplicate(): RedisConnection;
+  /**
+   * This connection, for the keys sharing `routingKey`'s hash tag (a named
+   * queue's): on a cluster, a view routed to that tag's master over the same
+   * cluster client; otherwise the connection itself. Its owner opens and closes it.
+   */
+  forKey(routingKey: string): RedisConnection;
   /** Listen on a channel, on a connection of its own that does not keep the process alive. */
   subscribe(channel: string, listener: (message: string) => void): Promise<void>;
 }
@@ -93,6 +99,10 @@ export class DirectConnection implements RedisConnection {
 
   duplicate(): DirectConnection {
     return new DirectConnection(this.client.duplicate() as RedisClientType, this.description, { onError: this.events.onError });
+  }
+
+  forKey(): DirectConnection {
+    return this;
   }
 
   async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
@@ -177,6 +187,10 @@ export class SentinelConnection implements RedisConnection {
     return new SentinelConnection(this.options, { onError: this.events.onError });
   }
 
+  forKey(): SentinelConnection {
+    return this;
+  }
+
   async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
     // The sentinel's own pub/sub connection, which moves to the new node on a failover.
     await this.sentinel.subscribe(channel, listener);
@@ -209,18 +223,29 @@ export class ClusterConnection implements RedisConnection {
   readonly description: string;
   private readonly cluster: RedisClusterType;
   private readonly parser: ClusterParser;
-  private readonly unrefd = new WeakSet<object>();
+  private readonly unrefd: WeakSet<object>;
 
-  /** `routingKey`: any key of the instance; its slot is the one every operation goes to. */
+  /**
+   * `routingKey`: any key of the instance; its slot is the one every operation goes to.
+   * `shared`: the cluster client of the connection this one is a view of (`forKey`).
+   */
   constructor(
     private readonly options: RedisClusterConnectionOptions,
     private readonly routingKey: string,
     private readonly events: ConnectionEvents,
+    shared?: { cluster: RedisClusterType; description: string; unrefd: WeakSet<object> },
   ) {
-    const nodes = options.rootNodes.map((node) => node.url ?? `${(node.socket as { host?: string })?.host ?? '127.0.0.1'}:${(node.socket as { port?: number })?.port ?? 6379}`);
-    this.description = `cluster via ${nodes.join(',')}`;
     // `_execute` reads only the routing key of its parser.
     this.parser = { firstKey: routingKey } as unknown as ClusterParser;
+    if (shared) {
+      this.cluster = shared.cluster;
+      this.description = shared.description;
+      this.unrefd = shared.unrefd;
+      return;
+    }
+    this.unrefd = new WeakSet<object>();
+    const nodes = options.rootNodes.map((node) => node.url ?? `${(node.socket as { host?: string })?.host ?? '127.0.0.1'}:${(node.socket as { port?: number })?.port ?? 6379}`);
+    this.description = `cluster via ${nodes.join(',')}`;
     this.cluster = createCluster({
       // Only the slot's master is used: connect to the nodes as they are needed, not to all.
       minimizeConnections: true,
@@ -284,6 +309,11 @@ export class ClusterConnection implements RedisConnection {
   /** A cluster client of its own (topology, then a connection to the slot's master). */
   duplicate(): ClusterConnection {
     return new ClusterConnection(this.options, this.routingKey, { onError: this.events.onError });
+  }
+
+  /** The same cluster client, routed to the master of `routingKey`'s slot. */
+  forKey(routingKey: string): ClusterConnection {
+    return new ClusterConnection(this.options, routingKey, this.events, { cluster: this.cluster, description: this.description, unrefd: this.unrefd });
   }
 
   /**

@@ -38,9 +38,11 @@ export interface RedisStorageOptions {
 }
 
 /**
- * The key names of one instance. Every key carries the instance name in a
- * hash tag (`{name}`), so all of them hash to one Redis Cluster slot and
- * every multi-key command and script works on a cluster too.
+ * The key names of one instance, or of one named queue of it. Every key
+ * carries the instance name in a hash tag (`{name}`; `{name:queue}` for a
+ * named queue), so the keys of one queue hash to one Redis Cluster slot and
+ * every multi-key command and script works on a cluster too, while the
+ * queues of an instance spread over the cluster's masters.
  */
 export class RedisKeys {
   readonly queue: string;
@@ -66,9 +68,10 @@ export class RedisKeys {
   readonly stalls: string;
   private readonly prefix: string;
 
-  constructor(name: string) {
+  constructor(name: string, queue?: string) {
     checkInstanceName(name);
-    this.prefix = `huey.{${name}}`;
+    // A colon is in no instance or queue name, so `{app:emails}` is never another instance's tag.
+    this.prefix = queue === undefined ? `huey.{${name}}` : `huey.{${name}:${queue}}`;
     this.queue = `${this.prefix}.queue`;
     this.schedule = `${this.prefix}.schedule`;
     this.data = `${this.prefix}.results`;
@@ -157,12 +160,22 @@ export class RedisStorage implements Storage {
   /** Workers whose last blocking wait timed out on an empty queue; see `dequeueMany`. */
   private readonly waitedEmpty = new Set<string>();
   private marksFlush?: NodeJS.Immediate;
+  /** The storages of this instance's named queues, made on first use; see `forQueue`. */
+  private readonly queueStorages = new Map<string, RedisStorage>();
+  /** For a named queue's storage: the instance's storage, whose connection it shares. */
+  private readonly home?: RedisStorage;
 
   constructor(
     readonly name: string,
     private readonly options: RedisStorageOptions = {},
+    queueOf?: { home: RedisStorage; queue: string },
   ) {
-    this.keys = new RedisKeys(name);
+    this.keys = new RedisKeys(name, queueOf?.queue);
+    if (queueOf) {
+      this.home = queueOf.home;
+      this.connection = queueOf.home.connection.forKey(this.keys.queue);
+      return;
+    }
     // No offline queue: while Redis is away a command fails at once with a
     // clear error instead of waiting unseen, so a producer knows its enqueue
     // did not happen and a worker can back off.
@@ -221,7 +234,25 @@ export class RedisStorage implements Storage {
     return Math.min(50 * 2 ** retries, 2000) + Math.floor(Math.random() * 100);
   }
 
+  /**
+   * The storage of one named queue (or queue shard, `name#n`) of this
+   * instance: its own queue, schedule, claims, leases, dead letters and
+   * results under the hash tag `{name:queue}`, on this storage's connection
+   * (on a cluster, routed to that tag's master).
+   */
+  forQueue(queue: string): RedisStorage {
+    if (this.home) return this.home.forQueue(queue);
+    let storage = this.queueStorages.get(queue);
+    if (!storage) {
+      const Kind = this.constructor as new (name: string, options: RedisStorageOptions, queueOf: { home: RedisStorage; queue: string }) => RedisStorage;
+      storage = new Kind(this.name, this.options, { home: this, queue });
+      this.queueStorages.set(queue, storage);
+    }
+    return storage;
+  }
+
   connect(): Promise<void> {
+    if (this.home) return this.home.connect();
     if (!this.connecting) {
       this.commandStarted();
       this.connecting = this.connection.connect().then(
@@ -255,12 +286,16 @@ export class RedisStorage implements Storage {
     ];
   }
 
+  /** Close the connections; those of the instance also close its queues' storages, which share them. */
   async close(): Promise<void> {
+    const queues = [...this.queueStorages.values()];
+    await Promise.all(queues.map((storage) => storage.close()));
     const blocking = [...this.blockingClients.values()];
     this.blockingClients.clear();
     this.connecting = undefined;
     this.subscribing = undefined;
-    const connections = [this.connection, ...(await Promise.allSettled(blocking)).flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []))];
+    const own = await Promise.allSettled(blocking);
+    const connections = [...(this.home ? [] : [this.connection]), ...own.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []))];
     await Promise.all(connections.map((c) => c.close()));
     clearInterval(this.keepAlive);
     this.keepAlive = undefined;

@@ -133,14 +133,35 @@ export class SqliteStorage implements Storage {
   /** Counts closes: a wait that outlives one must not reopen the file. */
   private closes = 0;
 
+  /** The storages of this instance's named queues, made on first use; see `forQueue`. */
+  private readonly queueStorages = new Map<string, SqliteStorage>();
+  private readonly isQueue: boolean;
+
   constructor(
     readonly name: string,
     private readonly options: SqliteStorageOptions = {},
+    queue?: string,
   ) {
     this.filename = options.filename ?? `huey-${name}.db`;
     // The name as it is (every table name is quoted): my-app and my_app never share tables.
+    // A named queue's tables are `huey_<name>:<queue>_*`: no instance name has a colon.
     checkInstanceName(name);
-    this.table = `huey_${name}`;
+    this.table = queue === undefined ? `huey_${name}` : `huey_${name}:${queue}`;
+    this.isQueue = queue !== undefined;
+  }
+
+  /**
+   * The storage of one named queue (or queue shard, `name#n`) of this
+   * instance: tables of its own in the same file, on a connection of its own.
+   */
+  forQueue(queue: string): SqliteStorage {
+    if (this.isQueue) throw new StorageError('forQueue is asked of the instance\'s storage, not of a queue\'s');
+    let storage = this.queueStorages.get(queue);
+    if (!storage) {
+      storage = new SqliteStorage(this.name, this.options, queue);
+      this.queueStorages.set(queue, storage);
+    }
+    return storage;
   }
 
   async connect(): Promise<void> {
@@ -201,6 +222,7 @@ export class SqliteStorage implements Storage {
   }
 
   async close(): Promise<void> {
+    for (const storage of this.queueStorages.values()) await storage.close();
     // Waiting dequeues return empty at once.
     this.closes++;
     for (const waiter of [...this.waiters]) waiter.wake(false);
