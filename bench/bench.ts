@@ -1,7 +1,10 @@
 // huey-ts and BullMQ side by side on one redis-server of the bench's own
 // (persistence off), scenario by scenario, alternating, several rounds;
 // prints medians and the ratio huey-ts / BullMQ, and writes bench/RESULTS.md.
+// Then the named-queue and Redis Cluster scenarios of bench/queues.ts, into a
+// second table.
 //   npm run bench -- [rounds=3]
+//   BENCH_ONLY=3,10 npm run bench -- 1   (only scenarios 3a, 3b, 10a, 10b)
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +17,7 @@ import { RedisHuey, SqliteHuey } from '../src/index.js';
 import { Consumer } from '../src/consumer/consumer.js';
 import { Spawned, startConsumer } from '../test/support/processes.js';
 import { startRedis } from '../test/support/redis-server.js';
+import { picked, queueNotes, queueScenarios, runQueueScenarios } from './queues.js';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
 const SIZES = { one: 3000, bulk: 10_000, drain: 20_000, latency: 300, backlog: 10_000, memory: 10_000 };
@@ -350,9 +354,10 @@ function drainOutside(kind: 'process' | 'thread'): Scenario['run'] {
   };
 }
 
-// BENCH_ONLY=3,4 runs only the scenarios whose names start with those numbers.
-const only = process.env.BENCH_ONLY?.split(',');
-const chosen = only ? scenarios.filter((scenario) => only.some((prefix) => scenario.name.startsWith(prefix))) : scenarios;
+// BENCH_ONLY=3,4 runs only the scenarios whose names start with those numbers (1 is not 10).
+const only = process.env.BENCH_ONLY?.split(',').map((prefix) => prefix.trim()).filter(Boolean);
+const chosen = scenarios.filter((scenario) => picked(scenario.name, only));
+const chosenQueues = queueScenarios.filter((scenario) => picked(scenario.name, only));
 
 const results = new Map<string, { huey: number[]; bull: number[] }>();
 for (let round = 1; round <= ROUNDS; round++) {
@@ -373,8 +378,12 @@ for (let round = 1; round <= ROUNDS; round++) {
   }
 }
 
+// Named queues and Redis Cluster (bench/queues.ts), after the scenarios above.
+const queueResults = await runQueueScenarios(chosenQueues, ROUNDS, redis.url, async () => void (await admin.flushAll()));
+
 const redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))![1];
-const ceiling = execFileSync('redis-benchmark', ['-p', String(redis.port), '-n', '100000', '-q', '-t', 'lpush,rpop,set'], { encoding: 'utf8' })
+// The ceiling belongs to the first table: measured only when it has rows.
+const ceiling = chosen.length === 0 ? [] : execFileSync('redis-benchmark', ['-p', String(redis.port), '-n', '100000', '-q', '-t', 'lpush,rpop,set'], { encoding: 'utf8' })
   .split(/\r|\n/)
   .filter((line) => /requests per second/.test(line))
   .map((line) => line.trim());
@@ -382,14 +391,16 @@ await admin.close();
 await redis.close();
 
 const format = (x: number) => (Number.isNaN(x) ? '–' : x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2));
-const rows = chosen.map((scenario) => {
-  const { huey, bull } = results.get(scenario.name)!;
-  const h = median(huey);
-  const b = median(bull);
-  const ratio = b === 0 ? NaN : h / b;
-  const shown = Number.isNaN(ratio) ? '–' : `${ratio.toFixed(2)}${scenario.higherIsBetter ? '' : ' (lower is better)'}`;
-  return `| ${scenario.name} | ${scenario.unit} | ${format(h)} | ${format(b)} | ${shown} |`;
-});
+const tableRows = (list: ReadonlyArray<Pick<Scenario, 'name' | 'unit' | 'higherIsBetter'>>, measured: Map<string, { huey: number[]; bull: number[] }>) =>
+  list.map((scenario) => {
+    const { huey, bull } = measured.get(scenario.name)!;
+    const h = median(huey);
+    const b = median(bull);
+    const ratio = b === 0 ? NaN : h / b;
+    const shown = Number.isNaN(ratio) ? '–' : `${ratio.toFixed(2)}${scenario.higherIsBetter ? '' : ' (lower is better)'}`;
+    return `| ${scenario.name} | ${scenario.unit} | ${format(h)} | ${format(b)} | ${shown} |`;
+  });
+const header = ['| scenario | unit | huey-ts | BullMQ | huey-ts / BullMQ |', '| --- | --- | --- | --- | --- |'];
 /**
  * How close a huey-ts drain comes to Redis itself: its tasks/s against the
  * LPUSH requests/s of redis-benchmark, one command per round trip. A drained
@@ -412,17 +423,33 @@ function isolatedShare(): string[] {
     .map((scenario) => `huey-ts ${scenario.name.slice(0, 2)} drains at ${Math.round((median(results.get(scenario.name)!.huey) / median(loop.huey)) * 100)}% of one async loop (3a).`);
 }
 
-const table = [
-  `Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}; Node ${process.version}; Redis ${redisVersion}; ${ROUNDS} rounds, medians.`,
-  '',
-  '| scenario | unit | huey-ts | BullMQ | huey-ts / BullMQ |',
-  '| --- | --- | --- | --- | --- |',
-  ...rows,
-  '',
-  `Ceiling, \`redis-benchmark -n 100000 -t lpush,rpop,set\` on the same server (one connection per client, no pipelining): ${ceiling.join('; ')}.`,
-  ...ceilingShare(),
-  ...isolatedShare(),
-].join('\n');
+const first =
+  chosen.length === 0
+    ? []
+    : [
+        '',
+        ...header,
+        ...tableRows(chosen, results),
+        '',
+        `Ceiling, \`redis-benchmark -n 100000 -t lpush,rpop,set\` on the same server (one connection per client, no pipelining): ${ceiling.join('; ')}.`,
+        ...ceilingShare(),
+        ...isolatedShare(),
+      ];
+const second =
+  chosenQueues.length === 0
+    ? []
+    : [
+        '',
+        '## Named queues and Redis Cluster',
+        '',
+        'Scenario 10b runs on a local cluster of 3 masters with a replica each, started by the bench. The huey-ts instance name is chosen so the 3 shards of its queue sit on 3 different masters; a BullMQ queue lives in one hash slot, so on one master.',
+        '',
+        ...header,
+        ...tableRows(chosenQueues, queueResults),
+        '',
+        ...queueNotes(),
+      ];
+const table = [`Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}; Node ${process.version}; Redis ${redisVersion}; ${ROUNDS} rounds, medians.`, ...first, ...second].join('\n');
 console.log(table);
 writeFileSync(new URL('./RESULTS.md', import.meta.url), `# Benchmark results\n\nWritten by \`npm run bench\`.\n\n${table}\n`);
 process.exit(0);

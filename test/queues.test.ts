@@ -16,7 +16,10 @@ import {
   type Storage,
 } from '../src/index.js';
 import { Consumer, Worker } from '../src/consumer/index.js';
-import { killAll, startConsumer } from './support/processes.js';
+import { execFile } from 'node:child_process';
+import { takeSnapshot } from '../src/dashboard/snapshot.js';
+import { prometheusText } from '../src/dashboard/metrics.js';
+import { killAll, ROOT, startConsumer } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 
 // Named queues (RQ's queues, Celery's -Q): routing, strict order, waiting on all at once,
@@ -327,5 +330,108 @@ describe('huey-consumer -Q', () => {
     const consumer = startConsumer(['test/fixtures/queues.huey', '-Q', 'ok,not:this'], { REDIS_URL: redis.url });
     assert.equal(await consumer.exited(), 1);
     assert.match(consumer.output, /queues must be a queue name/);
+  });
+});
+
+/** Run the `huey` admin command; resolves with its exit code and output. */
+function admin(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['dist/cli/huey.js', ...args], { cwd: ROOT, env: { ...process.env, REDIS_URL: redis.url } }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('queues in the admin command, the dashboard and /metrics', () => {
+  let fixture: typeof import('./fixtures/queues.js');
+
+  before(async () => {
+    process.env.REDIS_URL = redis.url;
+    fixture = await import('./fixtures/queues.js');
+    await fixture.huey.flush();
+  });
+
+  after(async () => {
+    await fixture.huey.flush();
+    await fixture.huey.close();
+  });
+
+  it('shows each queue, pauses one, and lists one', async () => {
+    const { huey, urgent, plain, batch } = fixture;
+    await Promise.all([urgent(), urgent(), plain(), batch.schedule({ args: [], delay: 3600 })].map((result) => result.enqueued));
+    const listed = JSON.parse((await admin('queues', 'test/fixtures/queues.huey', '--json')).stdout) as Array<{ name: string; pending: number; scheduled: number }>;
+    assert.deepEqual(
+      listed.map((q) => [q.name, q.pending, q.scheduled]),
+      [['default', 1, 0], ['critical', 2, 0], ['bulk', 0, 1]],
+    );
+    assert.match((await admin('queues', 'test/fixtures/queues.huey')).stdout, /^default  pending 1  scheduled 0 .*\ncritical  pending 2 /);
+
+    const paused = await admin('pause', 'test/fixtures/queues.huey', '--queue', 'critical');
+    assert.equal(paused.code, 0, paused.stderr);
+    assert.equal(await huey.isPaused('critical'), true);
+    assert.equal(await huey.isPaused(), false);
+    const unknown = await admin('pause', 'test/fixtures/queues.huey', '-Q', 'nope');
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no queue nope: "fixture-queues" knows default, critical, bulk/);
+
+    const pending = JSON.parse((await admin('pending', 'test/fixtures/queues.huey', '-Q', 'critical', '--json')).stdout) as Array<{ name: string }>;
+    assert.deepEqual(pending.map((m) => m.name), ['urgent', 'urgent']);
+    const all = JSON.parse((await admin('pending', 'test/fixtures/queues.huey', '--json')).stdout) as Array<{ name: string }>;
+    assert.deepEqual(all.map((m) => m.name), ['plain', 'urgent', 'urgent']);
+
+    const snapshot = await takeSnapshot(huey);
+    assert.equal(snapshot.pending, 3);
+    assert.equal(snapshot.scheduledCount, 1);
+    assert.deepEqual(snapshot.queues.map((q) => [q.name, q.pending, q.paused]), [['default', 1, false], ['critical', 2, true], ['bulk', 0, false]]);
+    assert.deepEqual(snapshot.pendingTasks.map((t) => ('queue' in t ? t.queue : null)), ['default', 'critical', 'critical']);
+    const { text } = await prometheusText(snapshot);
+    assert.match(text, /huey_queue_pending\{queue="critical"\} 2/);
+    assert.match(text, /huey_queue_paused\{queue="critical"\} 1/);
+    assert.match(text, /huey_queue_scheduled\{queue="bulk"\} 1/);
+    assert.match(text, /huey_queue_depth 3/);
+
+    const resumed = await admin('resume', 'test/fixtures/queues.huey', '--queue', 'critical');
+    assert.match(resumed.stdout, /resumed queue critical/);
+    const purged = await admin('purge', 'test/fixtures/queues.huey', '--queue', 'critical', '--yes');
+    assert.match(purged.stdout, /dropped 2 pending/);
+    assert.equal(await huey.pendingCount(), 1, 'the other queues keep theirs');
+    await huey.flush();
+  });
+
+  it('migrates tasks enqueued before their task had a queue to that queue, and a dead letter on retry', async () => {
+    const { huey } = fixture;
+    const home = huey.storage;
+    // As an older version of the app wrote them: urgent had no queue then.
+    const old = (id: string, eta: number | null = null) => JSON.stringify({ id, name: 'urgent', args: [], retries: 0, retryDelay: 0, retryBackoff: 1, priority: 0, eta, expires: null });
+    await home.enqueue(old('old-1'));
+    await home.enqueue(JSON.stringify({ id: 'stays', name: 'plain', args: [], retries: 0, retryDelay: 0, retryBackoff: 1, priority: 0, eta: null, expires: null }));
+    await home.enqueue(old('old-2'));
+    await home.enqueue('not a message');
+    await home.addToSchedule(old('old-later', Date.now() + 3_600_000), Date.now() + 3_600_000);
+    await home.enqueue(old('dead-1'));
+    await home.deadLetter((await home.dequeueMany('someone', 10)).find((claim) => claim.data.includes('dead-1'))!, 'set aside');
+    await home.requeue('someone');
+
+    const dry = await admin('migrate', 'test/fixtures/queues.huey', '--dry-run');
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /would move:\n  2 waiting task\(s\) default → critical\n  1 scheduled task\(s\) default → critical/);
+    assert.equal(await huey.pendingCount(), 4, 'a dry run moves nothing');
+
+    const moved = JSON.parse((await admin('migrate', 'test/fixtures/queues.huey', '--json')).stdout) as { queued: Record<string, number>; scheduled: Record<string, number> };
+    assert.deepEqual(moved.queued, { 'default → critical': 2 });
+    assert.deepEqual(moved.scheduled, { 'default → critical': 1 });
+    assert.deepEqual((await huey.pending(10, 'critical')).map((m) => [m.id, m.queue]), [['old-1', 'critical'], ['old-2', 'critical']]);
+    // What stays keeps its order, the unreadable item too.
+    assert.deepEqual(await home.enqueuedItems(), [JSON.stringify({ id: 'stays', name: 'plain', args: [], retries: 0, retryDelay: 0, retryBackoff: 1, priority: 0, eta: null, expires: null }), 'not a message']);
+    assert.deepEqual((await huey.scheduled(10, 'critical')).map((m) => m.id), ['old-later']);
+    assert.equal(await huey.scheduledCount(), 0);
+    assert.match((await admin('migrate', 'test/fixtures/queues.huey')).stdout, /nothing to move/);
+
+    // The dead letter stays where it is until retried: then it goes to its task's queue.
+    const retried = await admin('retry', 'test/fixtures/queues.huey', 'dead-1');
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.equal(await home.deadLetterCount(), 0);
+    assert.deepEqual((await huey.pending(10, 'critical')).map((m) => m.id), ['old-1', 'old-2', 'dead-1']);
+    await huey.flush();
   });
 });

@@ -16,6 +16,8 @@ import { takeSnapshot } from '../dashboard/snapshot.js';
 import { HueyError } from '../errors.js';
 import type { Huey } from '../huey.js';
 import type { Message } from '../message.js';
+import { migrateQueues } from '../migrate.js';
+import type { DeadLetter } from '../storage/storage.js';
 
 /** What a command gives back: printed as JSON with --json, else as the text. */
 interface Output {
@@ -63,6 +65,7 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
         stored,
         deadLetters: snapshot.deadLetters,
         paused: snapshot.paused,
+        queues: snapshot.queues,
         workers,
         tasks: huey.taskNames.sort(),
       };
@@ -72,6 +75,7 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
         `scheduled: ${data.scheduled}`,
         `results, flags and locks stored: ${stored}`,
         `dead letters: ${data.deadLetters}`,
+        ...(snapshot.queues.length > 1 ? [`queues: ${snapshot.queues.map((q) => `${q.name} (${q.pending} pending${q.paused ? ', paused' : ''})`).join(', ')}`] : []),
         ...(data.paused ? ['PAUSED: workers start no new tasks (huey resume)'] : []),
         `workers: ${workers.length === 0 ? 'none reporting' : ''}`,
         ...workers.map((w) => `  ${w.id} on ${w.host} (pid ${w.pid}): ${w.running}/${w.slots} running, heartbeat ${w.heartbeat}${w.silent ? ' (silent)' : ''}`),
@@ -102,24 +106,64 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
       return { data: { stopped: true }, text: 'dashboard stopped' };
     },
   },
+  queues: {
+    describe: 'Every queue: pending, scheduled and dead-lettered tasks, workers serving it, runs, and whether it is paused',
+    run: async (huey) => {
+      const { queues } = await takeSnapshot(huey);
+      const text = queues
+        .map((q) =>
+          [
+            `${q.name}${q.shards > 1 ? ` (${q.shards} shards)` : ''}${q.paused ? '  PAUSED' : ''}`,
+            `pending ${q.pending}`,
+            `scheduled ${q.scheduled}`,
+            `dead ${q.deadLetters}`,
+            `workers ${q.workers}`,
+            `complete ${q.runs.complete ?? 0}`,
+            `failed ${q.runs.failed ?? 0}`,
+          ].join('  '),
+        )
+        .join('\n');
+      return { data: queues, text };
+    },
+  },
+  migrate: {
+    describe: 'Move waiting and scheduled tasks to the queue (and shard) they belong on now: after giving tasks a queue, or changing a queue\'s shards. Consumers may keep running',
+    options: (y) => y.option('dry-run', { type: 'boolean', default: false, describe: 'Only count what would move' }),
+    run: async (huey, argv) => {
+      const dryRun = argv.dryRun as boolean;
+      const migration = await migrateQueues(huey, { dryRun });
+      const lines = [
+        ...Object.entries(migration.queued).map(([route, n]) => `${n} waiting task(s) ${route}`),
+        ...Object.entries(migration.scheduled).map(([route, n]) => `${n} scheduled task(s) ${route}`),
+      ];
+      const verb = dryRun ? 'would move' : 'moved';
+      const text = lines.length === 0 ? `nothing to move (${migration.seen} task(s) looked at)` : `${verb}:\n${lines.map((line) => `  ${line}`).join('\n')}`;
+      return { data: { dryRun, ...migration }, text };
+    },
+  },
   pending: {
-    describe: 'Tasks waiting to run, next first',
-    options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }),
-    run: async (huey, argv) => listing(await readPending(huey, argv.limit as number), 'no pending tasks'),
+    describe: 'Tasks waiting to run, next first (queue by queue)',
+    options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }).option('queue', queueOption),
+    run: async (huey, argv) => listing(await readPending(huey, argv.limit as number, knownQueue(huey, argv)), 'no pending tasks'),
   },
   scheduled: {
-    describe: 'Tasks waiting for their time, soonest first',
-    options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }),
-    run: async (huey, argv) => listing(await readScheduled(huey, argv.limit as number), 'no scheduled tasks'),
+    describe: 'Tasks waiting for their time, soonest first (queue by queue)',
+    options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }).option('queue', queueOption),
+    run: async (huey, argv) => listing(await readScheduled(huey, argv.limit as number, knownQueue(huey, argv)), 'no scheduled tasks'),
   },
   'dead-letters': {
     describe: 'Messages set aside because they could not run, newest first',
-    options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }),
+    options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }).option('queue', queueOption),
     run: async (huey, argv) => {
-      const letters = await huey.storage.deadLetters(argv.limit as number);
-      const text = letters.map((letter) => `${new Date(letter.at).toISOString()}  ${escapeControls(letter.reason)}\n  ${escapeControls(letter.data)}`).join('\n');
+      const queue = knownQueue(huey, argv);
+      const letters: Array<DeadLetter & { queue: string }> = [];
+      for (const name of queue === undefined ? huey.queueNames : [queue]) {
+        for (const storage of huey.queueStorages(name)) letters.push(...(await storage.deadLetters(argv.limit as number)).map((letter) => ({ ...letter, queue: name })));
+      }
+      letters.sort((a, b) => b.at - a.at).splice(argv.limit as number);
+      const text = letters.map((letter) => `${new Date(letter.at).toISOString()}  [${letter.queue}]  ${escapeControls(letter.reason)}\n  ${escapeControls(letter.data)}`).join('\n');
       // For scripts, the message as a JSON value rather than a string to parse again; what is not JSON stays text.
-      const data = letters.map((letter) => ({ at: new Date(letter.at).toISOString(), reason: letter.reason, ...asJson(letter.data) }));
+      const data = letters.map((letter) => ({ at: new Date(letter.at).toISOString(), queue: letter.queue, reason: letter.reason, ...asJson(letter.data) }));
       return { data, text: text || 'no dead letters' };
     },
   },
@@ -173,12 +217,22 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
     },
   },
   pause: {
-    describe: 'Stop workers from starting new tasks (running ones finish); they look once a second',
-    run: async (huey) => ({ data: { paused: true }, text: await ACTIONS.pause!(huey, '') }),
+    describe: 'Stop workers from starting new tasks (of one queue with --queue; running ones finish); they look once a second',
+    options: (y) => y.option('queue', queueOption),
+    run: async (huey, argv) => {
+      const queue = knownQueue(huey, argv);
+      const text = queue === undefined ? await ACTIONS.pause!(huey, '') : await ACTIONS['pause-queue']!(huey, queue);
+      return { data: { paused: true, queue: queue ?? null }, text };
+    },
   },
   resume: {
-    describe: 'Let paused workers start tasks again',
-    run: async (huey) => ({ data: { paused: false }, text: await ACTIONS.resume!(huey, '') }),
+    describe: 'Let paused workers start tasks again (of one queue with --queue)',
+    options: (y) => y.option('queue', queueOption),
+    run: async (huey, argv) => {
+      const queue = knownQueue(huey, argv);
+      const text = queue === undefined ? await ACTIONS.resume!(huey, '') : await ACTIONS['resume-queue']!(huey, queue);
+      return { data: { paused: false, queue: queue ?? null }, text };
+    },
   },
   'flush-locks': {
     describe: 'Clear the named task locks, or every lock',
@@ -189,14 +243,18 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
     },
   },
   purge: {
-    describe: 'Drop every pending task (asks first, unless --yes)',
-    options: (y) => y.option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'Do not ask' }),
+    describe: 'Drop every pending task, of every queue or of one with --queue (asks first, unless --yes)',
+    options: (y) => y.option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'Do not ask' }).option('queue', queueOption),
     run: async (huey, argv) => {
-      const pending = await huey.pendingCount();
-      if (!argv.yes && !(await confirm(`drop ${pending} pending task(s) of "${huey.name}"?`))) {
+      const queue = knownQueue(huey, argv);
+      const queues = queue === undefined ? huey.queueNames : [queue];
+      let pending = 0;
+      for (const name of queues) pending += await huey.pendingCount(name);
+      const where = queue === undefined ? `"${huey.name}"` : `queue ${queue} of "${huey.name}"`;
+      if (!argv.yes && !(await confirm(`drop ${pending} pending task(s) of ${where}?`))) {
         return { data: { purged: 0 }, text: 'nothing dropped', code: 1 };
       }
-      await huey.storage.flushQueue();
+      for (const name of queues) for (const storage of huey.queueStorages(name)) await storage.flushQueue();
       return { data: { purged: pending }, text: `dropped ${pending} pending task(s)` };
     },
   },
@@ -217,8 +275,7 @@ function asJson(data: string): { message: unknown } | { data: string } {
  * admin command, run by hand), matching the id's text before parsing.
  */
 async function isKnownTask(huey: Huey, id: string): Promise<boolean> {
-  const storage = huey.storage;
-  if (await storage.hasDataForKey(id)) return true;
+  for (const storage of huey.resultStorages(id)) if (await storage.hasDataForKey(id)) return true;
   const quoted = JSON.stringify(id);
   const holds = (data: string) => {
     if (!data.includes(quoted)) return false;
@@ -228,12 +285,24 @@ async function isKnownTask(huey: Huey, id: string): Promise<boolean> {
       return false;
     }
   };
-  const statuses = await storage.statuses();
+  const statuses = await huey.storage.statuses();
   if (Object.values(statuses).some((status) => status.includes(quoted))) return true;
-  for (const workerId of Object.keys(statuses)) {
-    if ((await storage.claimed(workerId)).some((claim) => holds(claim.data))) return true;
+  for (const storage of huey.queueNames.flatMap((queue) => huey.queueStorages(queue))) {
+    for (const workerId of Object.keys(statuses)) {
+      if ((await storage.claimed(workerId)).some((claim) => holds(claim.data))) return true;
+    }
+    if ((await storage.enqueuedItems()).some(holds) || (await storage.scheduledItems()).some(holds)) return true;
   }
-  return (await storage.enqueuedItems()).some(holds) || (await storage.scheduledItems()).some(holds);
+  return false;
+}
+
+const queueOption = { alias: 'Q', type: 'string', describe: 'Only this queue' } as const;
+
+/** The --queue given, refused unless the instance knows it (a mistyped name would show nothing, or pause nothing). */
+function knownQueue(huey: Huey, argv: Record<string, unknown>): string | undefined {
+  const queue = argv.queue as string | undefined;
+  if (queue !== undefined && !huey.queueNames.includes(queue)) throw new HueyError(`no queue ${queue}: "${huey.name}" knows ${huey.queueNames.join(', ')}`);
+  return queue;
 }
 
 /** Ask on the terminal; without one, the answer is no (scripts pass --yes). */

@@ -3,6 +3,7 @@ import { EVENT_LOG_SIZE, type ActivityEvent } from '../consumer/reporter.js';
 import { HueyError } from '../errors.js';
 import type { Huey } from '../huey.js';
 import type { Message } from '../message.js';
+import { onQueue, queueOf } from '../migrate.js';
 
 /**
  * What the dashboard's buttons and the admin command's verbs do, by name.
@@ -25,7 +26,15 @@ export const ACTIONS: Record<string, (huey: Huey, target: string) => Promise<str
   retry: retryTask,
   pause: async (huey) => (await huey.pause(), 'paused: workers start no new tasks'),
   resume: async (huey) => ((await huey.resume()) ? 'resumed' : 'the queue was not paused'),
+  'pause-queue': async (huey, queue) => (await huey.pause(knownQueue(huey, queue)), `paused queue ${queue}: workers start none of its tasks`),
+  'resume-queue': async (huey, queue) => ((await huey.resume(knownQueue(huey, queue))) ? `resumed queue ${queue}` : `queue ${queue} was not paused`),
 };
+
+/** A queue the instance knows: a mistyped name would be paused for nobody. */
+function knownQueue(huey: Huey, queue: string): string {
+  if (!huey.queueNames.includes(queue)) throw new HueyError(`no queue ${queue}: this instance knows ${huey.queueNames.join(', ')}`);
+  return queue;
+}
 
 /** Actions that need no target. */
 export const UNTARGETED = new Set(['pause', 'resume']);
@@ -36,18 +45,23 @@ export const UNTARGETED = new Set(['pause', 'resume']);
  * same id, so its result replaces the stored error).
  */
 async function retryTask(huey: Huey, id: string): Promise<string> {
-  for (const letter of await huey.storage.deadLetters()) {
-    let message: Message;
-    try {
-      message = huey.deserializeMessage(letter.data);
-    } catch {
-      continue; // a corrupt payload has no id to match
+  for (const storage of huey.queueNames.flatMap((queue) => huey.queueStorages(queue))) {
+    for (const letter of await storage.deadLetters()) {
+      let message: Message;
+      try {
+        message = huey.deserializeMessage(letter.data);
+      } catch {
+        continue; // a corrupt payload has no id to match
+      }
+      if (message.id !== id) continue;
+      // To the queue it belongs on now (its task may have moved since), and enqueued before
+      // it leaves the dead letters: a crash in between leaves a copy, never nothing.
+      const home = onQueue(message, queueOf(huey, message));
+      const target = huey.storageOf(home);
+      await target.enqueue(target === storage && home.queue === message.queue ? letter.data : huey.serializeMessage(home), message.priority);
+      await storage.deleteDeadLetter(letter);
+      return `retried dead-lettered task ${message.name} ${id}`;
     }
-    if (message.id !== id) continue;
-    // Enqueued before it leaves the dead letters: a crash in between leaves a copy, never nothing.
-    await huey.storage.enqueue(letter.data, message.priority);
-    await huey.storage.deleteDeadLetter(letter);
-    return `retried dead-lettered task ${message.name} ${id}`;
   }
   for (const text of await huey.storage.events(EVENT_LOG_SIZE)) {
     const event = JSON.parse(text) as ActivityEvent;

@@ -16,6 +16,19 @@ export async function prometheusText(snapshot: Snapshot): Promise<{ contentType:
   gauge('huey_running_tasks', 'Tasks running now', snapshot.running.length);
   gauge('huey_dead_letters', 'Messages set aside because they could not run', snapshot.deadLetters);
 
+  // Per queue: `huey_queue_depth` and the others above are the totals over every queue.
+  const perQueue = (name: string, help: string, value: (row: Snapshot['queues'][number]) => number) => {
+    const metric = new Gauge({ name, help, labelNames: ['queue'], registers: [registry] });
+    for (const row of snapshot.queues) metric.set({ queue: row.name }, value(row));
+  };
+  perQueue('huey_queue_pending', 'Tasks waiting to run, by queue', (row) => row.pending);
+  perQueue('huey_queue_scheduled', 'Tasks waiting for their time, by queue', (row) => row.scheduled);
+  perQueue('huey_queue_dead_letters', 'Dead letters, by queue', (row) => row.deadLetters);
+  perQueue('huey_queue_paused', '1 while the queue is paused by itself, by queue', (row) => (row.paused ? 1 : 0));
+  perQueue('huey_queue_workers', 'Reporting workers that serve the queue', (row) => row.workers);
+  const queueRuns = new Counter({ name: 'huey_queue_tasks_total', help: 'Task runs by queue and outcome', labelNames: ['queue', 'outcome'], registers: [registry] });
+  for (const row of snapshot.queues) for (const [outcome, n] of Object.entries(row.runs)) queueRuns.inc({ queue: row.name, outcome }, n);
+
   const byPriority = new Gauge({ name: 'huey_queue_depth_by_priority', help: 'Tasks waiting to run, by priority (priority storages only)', labelNames: ['priority'], registers: [registry] });
   for (const [priority, count] of snapshot.pendingByPriority ?? []) byPriority.set({ priority: String(priority) }, count);
   const enqueued = new Counter({ name: 'huey_tasks_enqueued_total', help: 'Tasks enqueued or scheduled, by task name, as producers counted them', labelNames: ['task'], registers: [registry] });

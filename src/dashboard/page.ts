@@ -50,6 +50,7 @@ const BODY = String.raw`
 <div id="truncated" data-testid="truncated"></div>
 <main>
   <section class="wide"><h2>Throughput, last hour (per minute: completed, failed)</h2><svg id="chart" width="100%" height="90" preserveAspectRatio="none" viewBox="0 0 600 90"></svg></section>
+  <section class="wide"><h2>Queues</h2><table data-testid="queues"></table></section>
   <section><h2>Running</h2><table data-testid="running"></table></section>
   <section><h2>Workers</h2><table data-testid="workers"></table></section>
   <section class="wide"><h2>Recent results and failures</h2><table data-testid="events"></table></section>
@@ -139,8 +140,12 @@ function render(s) {
   control.replaceChildren(s.paused
     ? el('span', {}, el('b', { class: 'failed' }, 'PAUSED'), button('Resume', 'resume', '', 'Let workers start tasks again?'))
     : button('Pause', 'pause', '', 'Stop workers from starting new tasks?'));
-  table('scheduled', ['eta', 'call', 'id', ''], s.scheduled.map((t) => t.corrupt ? ['', corrupt(t), '', ''] : [time(t.eta), call(t), el('code', {}, t.id), button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing scheduled');
-  table('pending-tasks', ['call', 'id', 'priority', ''], s.pendingTasks.map((t) => t.corrupt ? [corrupt(t), '', '', ''] : [call(t), el('code', {}, t.id), t.priority, button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing pending');
+  table('queues', ['queue', 'pending', 'scheduled', 'dead letters', 'workers', 'complete / failed', ''], (s.queues || []).map((q) => [
+    q.name + (q.shards > 1 ? ' (' + q.shards + ' shards)' : ''), q.pending, q.scheduled, q.deadLetters, q.workers, (q.runs.complete || 0) + ' / ' + (q.runs.failed || 0),
+    q.paused ? el('span', {}, el('b', { class: 'failed' }, 'PAUSED '), button('Resume', 'resume-queue', q.name, 'Let workers start tasks of ' + q.name + ' again?'))
+      : button('Pause', 'pause-queue', q.name, 'Stop workers from starting tasks of ' + q.name + '?')]), 'no queues');
+  table('scheduled', ['eta', 'call', 'id', 'queue', ''], s.scheduled.map((t) => t.corrupt ? ['', corrupt(t), '', t.queue, ''] : [time(t.eta), call(t), el('code', {}, t.id), t.queue, button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing scheduled');
+  table('pending-tasks', ['call', 'id', 'queue', 'priority', ''], s.pendingTasks.map((t) => t.corrupt ? [corrupt(t), '', t.queue, '', ''] : [call(t), el('code', {}, t.id), t.queue, t.priority, button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing pending');
   table('periodic', ['task', 'schedule', 'next run', ''], s.periodic.map((p) => [p.name, p.schedule, p.nextRun || '', button('Run now', 'run-periodic', p.name, 'Enqueue ' + p.name + ' now?')]), 'no periodic tasks');
   table('revoked', ['what', '', ''], s.revoked.map((r) => [r.kind === 'task' ? 'every call of' : 'task id', el('code', {}, r.target), button('Restore', r.kind === 'task' ? 'restore-task' : 'restore', r.target, 'Restore ' + r.target + '?')]), 'nothing revoked');
   table('locks', ['lock', ''], s.locks.map((name) => [name, button('Flush', 'flush-lock', name, 'Flush lock ' + name + '?')]), 'no lock held');

@@ -1,5 +1,6 @@
 import type { Huey } from '../huey.js';
 import type { Message } from '../message.js';
+import type { Storage } from '../storage/storage.js';
 
 /**
  * A waiting item that does not read back as a task message: garbage pushed
@@ -12,33 +13,51 @@ export interface CorruptItem {
   corrupt: true;
   reason: string;
   preview: string;
+  /** The queue it sits in. */
+  queue: string;
 }
 
 /** How much of a corrupt item's raw text is shown. */
 const PREVIEW_CHARS = 120;
 
-/** Tasks waiting to run, next first; an item that cannot be read is a `CorruptItem` in its place. */
-export async function readPending(huey: Huey, limit?: number): Promise<Array<Message | CorruptItem>> {
-  return readEach(huey, await huey.storage.enqueuedItems(limit));
+/**
+ * Tasks waiting to run on `queue` (on every queue, in the order they are
+ * known, when not given), next first; an item that cannot be read is a
+ * `CorruptItem` in its place.
+ */
+export async function readPending(huey: Huey, limit?: number, queue?: string): Promise<Array<Message | CorruptItem>> {
+  return readQueues(huey, limit, queue, (storage, left) => storage.enqueuedItems(left));
 }
 
-/** Tasks waiting for their time, soonest first; an item that cannot be read is a `CorruptItem` in its place. */
-export async function readScheduled(huey: Huey, limit?: number): Promise<Array<Message | CorruptItem>> {
-  return readEach(huey, await huey.storage.scheduledItems(limit));
+/** Tasks waiting for their time on `queue` (on every queue when not given), soonest first per queue; corrupt items as for `readPending`. */
+export async function readScheduled(huey: Huey, limit?: number, queue?: string): Promise<Array<Message | CorruptItem>> {
+  return readQueues(huey, limit, queue, (storage, left) => storage.scheduledItems(left));
+}
+
+async function readQueues(huey: Huey, limit: number | undefined, queue: string | undefined, read: (storage: Storage, left?: number) => Promise<string[]>) {
+  const items: Array<Message | CorruptItem> = [];
+  for (const name of queue === undefined ? huey.queueNames : [queue]) {
+    for (const storage of huey.queueStorages(name)) {
+      const left = limit === undefined ? undefined : limit - items.length;
+      if (left !== undefined && left <= 0) return items;
+      items.push(...readEach(huey, await read(storage, left), name));
+    }
+  }
+  return items;
 }
 
 export function isCorrupt(item: Message | CorruptItem): item is CorruptItem {
   return (item as CorruptItem).corrupt === true;
 }
 
-function readEach(huey: Huey, items: string[]): Array<Message | CorruptItem> {
+function readEach(huey: Huey, items: string[], queue: string): Array<Message | CorruptItem> {
   return items.map((data) => {
     try {
       return huey.deserializeMessage(data);
     } catch (error) {
       // JSON.parse quotes the input in its message: that part is untrusted too.
       const reason = error instanceof Error ? error.message : String(error);
-      return { corrupt: true, reason: untrusted(reason, 2 * PREVIEW_CHARS), preview: untrusted(data, PREVIEW_CHARS) };
+      return { corrupt: true, reason: untrusted(reason, 2 * PREVIEW_CHARS), preview: untrusted(data, PREVIEW_CHARS), queue };
     }
   });
 }

@@ -4,6 +4,8 @@ import type { Huey } from '../huey.js';
 import { enqueuedKey } from '../enqueue-counter.js';
 import { lockKey } from '../lock.js';
 import type { Message } from '../message.js';
+import type { DeadLetter, Storage } from '../storage/storage.js';
+import { DEFAULT_QUEUE } from '../validate.js';
 import { readPending, readScheduled, isCorrupt, type CorruptItem } from './read-items.js';
 
 /** A worker whose status is older than this is shown as silent (it died, or its storage is away). */
@@ -19,6 +21,21 @@ export interface TaskRow {
   args: unknown[];
   priority: number;
   eta: number | null;
+  queue: string;
+}
+
+/** One queue's state: its depth, schedule, dead letters and pause, and the runs the live workers counted on it. */
+export interface QueueRow {
+  name: string;
+  shards: number;
+  pending: number;
+  scheduled: number;
+  deadLetters: number;
+  paused: boolean;
+  /** Runs by outcome (complete, failed, ...) counted by the workers that report, since each started. */
+  runs: Record<string, number>;
+  /** The workers serving it, as they report. */
+  workers: number;
 }
 
 /** Everything the dashboard shows, read in one go; also what /metrics and `huey info` report. */
@@ -26,10 +43,13 @@ export interface Snapshot {
   name: string;
   storage: string;
   at: number;
+  /** Tasks waiting to run, on every queue. */
   pending: number;
-  /** Waiting tasks by priority, highest first; null where the storage keeps one first-in-first-out line. */
+  /** Every queue the instance knows, in order, with its counts. */
+  queues: QueueRow[];
+  /** Waiting tasks of the default queue by priority, highest first; null where the storage keeps one first-in-first-out line. */
   pendingByPriority: Array<[priority: number, count: number]> | null;
-  /** The next tasks to run; an item that does not read back as a task is listed as corrupt in its place. */
+  /** The next tasks to run, queue by queue; an item that does not read back as a task is listed as corrupt in its place. */
   pendingTasks: Array<TaskRow | CorruptItem>;
   /** Tasks enqueued (or scheduled) by task name, as producers counted them. */
   enqueued: Record<string, number>;
@@ -42,9 +62,11 @@ export interface Snapshot {
   /** Revoked task names and task ids. */
   revoked: Array<{ kind: 'task' | 'id'; target: string }>;
   locks: string[];
+  /** Dead letters on every queue. */
   deadLetters: number;
-  /** The newest dead letters, with the task they hold when it can be read. */
-  dead: Array<{ id: string | null; name: string | null; reason: string; at: number }>;
+  /** The newest dead letters of every queue, with the task they hold when it can be read. */
+  dead: Array<{ id: string | null; name: string | null; reason: string; at: number; queue: string }>;
+  /** The whole instance is paused (each queue's own pause is in `queues`). */
   paused: boolean;
   /** Completed and failed runs per minute over the last hour, all workers together, oldest first. */
   throughput: Array<[minute: number, completed: number, failed: number]>;
@@ -53,29 +75,61 @@ export interface Snapshot {
 }
 
 const row = (m: Message | CorruptItem): TaskRow | CorruptItem =>
-  isCorrupt(m) ? m : { id: m.id, name: m.name, args: m.args, priority: m.priority, eta: m.eta };
+  isCorrupt(m) ? m : { id: m.id, name: m.name, args: m.args, priority: m.priority, eta: m.eta, queue: m.queue ?? DEFAULT_QUEUE };
+
+/** Sum of `read` over every shard of `queue`. */
+async function total(huey: Huey, queue: string, read: (storage: Storage) => Promise<number>): Promise<number> {
+  return (await Promise.all(huey.queueStorages(queue).map(read))).reduce((a, b) => a + b, 0);
+}
+
+/** Each queue's counts, read for all queues at once. */
+async function readQueues(huey: Huey): Promise<Array<Omit<QueueRow, 'runs' | 'workers'>>> {
+  const names = huey.queueNames;
+  const [paused, rows] = await Promise.all([
+    huey.pausedQueues(names),
+    Promise.all(
+      names.map(async (name) => {
+        const [pending, scheduled, deadLetters] = await Promise.all([
+          total(huey, name, (storage) => storage.queueSize()),
+          total(huey, name, (storage) => storage.scheduleSize()),
+          total(huey, name, (storage) => storage.deadLetterCount()),
+        ]);
+        return { name, shards: huey.shardCount(name), pending, scheduled, deadLetters };
+      }),
+    ),
+  ]);
+  return rows.map((row) => ({ ...row, paused: paused.queues.has(row.name) }));
+}
+
+/** The newest dead letters of every queue, newest first. */
+async function readDeadLetters(huey: Huey, limit: number): Promise<Array<DeadLetter & { queue: string }>> {
+  const letters: Array<DeadLetter & { queue: string }> = [];
+  for (const queue of huey.queueNames) {
+    for (const storage of huey.queueStorages(queue)) letters.push(...(await storage.deadLetters(limit)).map((letter) => ({ ...letter, queue })));
+  }
+  return letters.sort((a, b) => b.at - a.at).slice(0, limit);
+}
 
 export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
   const { storage } = huey;
   const now = Date.now();
-  const [pending, pendingByPriority, pendingTasks, scheduledCount, scheduled, statuses, events, revokedIds, revokedTasks, locks, deadLetterCount, deadLetters, enqueuedCounters, paused] =
+  const [queueCounts, pendingByPriority, pendingTasks, scheduled, statuses, events, revokedIds, revokedTasks, locks, deadLetters, enqueuedCounters, paused] =
     await Promise.all([
-      storage.queueSize(),
+      readQueues(huey),
       storage.queueSizeByPriority(),
       // Read item by item: one corrupt message must not blank the whole dashboard.
       readPending(huey, LIST_LIMIT),
-      storage.scheduleSize(),
       readScheduled(huey, LIST_LIMIT),
       storage.statuses(),
       storage.events(LIST_LIMIT),
       storage.dataKeys('r:', LIST_LIMIT),
       storage.dataKeys('rt:', LIST_LIMIT),
       storage.dataKeys(lockKey(''), LIST_LIMIT),
-      storage.deadLetterCount(),
-      storage.deadLetters(LIST_LIMIT),
+      readDeadLetters(huey, LIST_LIMIT),
       storage.counters(enqueuedKey('')),
       huey.isPaused(),
     ]);
+  const sum = (field: 'pending' | 'scheduled' | 'deadLetters') => queueCounts.reduce((n, row) => n + row[field], 0);
   const enqueued = Object.fromEntries(Object.entries(enqueuedCounters).map(([key, count]) => [key.slice(enqueuedKey('').length), count]));
 
   const workers: Snapshot['workers'] = [];
@@ -99,16 +153,28 @@ export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
     }
   }
 
+  const live = workers.filter((worker) => !worker.silent);
+  const queues: QueueRow[] = queueCounts.map((counts) => {
+    const runs: Record<string, number> = {};
+    for (const worker of live) {
+      for (const [outcome, n] of Object.entries(worker.queueOutcomes?.[counts.name] ?? {})) runs[outcome] = (runs[outcome] ?? 0) + n;
+    }
+    // Statuses from before queues served the default queue only.
+    const serving = live.filter((worker) => (worker.queues ?? [DEFAULT_QUEUE]).includes(counts.name)).length;
+    return { ...counts, runs, workers: serving };
+  });
+
   const at = DateTime.fromMillis(now, { zone: 'utc' });
   return {
     name: huey.name,
     storage: storage.kind,
     at: now,
-    pending,
+    pending: sum('pending'),
+    queues,
     pendingByPriority,
     pendingTasks: pendingTasks.map(row),
     enqueued,
-    scheduledCount,
+    scheduledCount: sum('scheduled'),
     scheduled: scheduled.map(row),
     periodic: huey.periodicTasks().map((definition) => {
       const schedule = definition.periodic!;
@@ -125,7 +191,7 @@ export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
       ...revokedIds.map((key) => ({ kind: 'id' as const, target: key.slice('r:'.length) })),
     ],
     locks: locks.map((key) => key.slice(lockKey('').length)),
-    deadLetters: deadLetterCount,
+    deadLetters: sum('deadLetters'),
     dead: deadLetters.map((letter) => {
       let message: Message | undefined;
       try {
@@ -133,7 +199,7 @@ export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
       } catch {
         // corrupt: shown by its reason alone
       }
-      return { id: message?.id ?? null, name: message?.name ?? null, reason: letter.reason, at: letter.at };
+      return { id: message?.id ?? null, name: message?.name ?? null, reason: letter.reason, at: letter.at, queue: letter.queue };
     }),
     paused,
     throughput: [...minutes.values()].filter(([minute]) => minute >= now - 60 * 60_000).sort((a, b) => a[0] - b[0]),

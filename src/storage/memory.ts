@@ -237,6 +237,13 @@ export class MemoryStorage implements Storage {
     this.schedule.splice(i, 0, { data, timestamp, priority });
   }
 
+  async removeScheduled(data: string): Promise<boolean> {
+    const i = this.schedule.findIndex((item) => item.data === data);
+    if (i === -1) return false;
+    this.schedule.splice(i, 1);
+    return true;
+  }
+
   private takeDue(timestamp: number) {
     let n = 0;
     while (n < this.schedule.length && this.schedule[n]!.timestamp <= timestamp) n++;

@@ -147,6 +147,12 @@ export interface Storage {
    * the same step, so a scheduler can wake then without asking again).
    */
   enqueueDue(timestamp: number): Promise<DueMove>;
+  /**
+   * Remove one scheduled message, as `scheduledItems` gave it (with the
+   * `priority` it was scheduled at). True when it was there; false when it
+   * had gone (moved to the queue when due, or removed by another).
+   */
+  removeScheduled(data: string, priority?: number): Promise<boolean>;
   scheduleSize(): Promise<number>;
   /** Up to `limit` scheduled messages, soonest first. */
   scheduledItems(limit?: number): Promise<string[]>;

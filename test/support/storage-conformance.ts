@@ -516,6 +516,16 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.deepEqual(await storage.counters(''), {});
       assert.deepEqual(await storage.claimed('w9'), []);
     });
+    it('removes one scheduled message, once', async () => {
+      await storage.addToSchedule('later', 5000, 3);
+      await storage.addToSchedule('sooner', 1000, 3);
+      assert.equal(await storage.removeScheduled('later', 3), true);
+      assert.equal(await storage.removeScheduled('later', 3), false);
+      assert.deepEqual(await storage.scheduledItems(), ['sooner']);
+      assert.deepEqual((await storage.enqueueDue(10_000)).moved, 1);
+      assert.equal(await storage.removeScheduled('sooner', 3), false, 'gone once moved to the queue');
+    });
+
     it('keeps each named queue apart from the instance and from the other queues', async () => {
       assert.ok(storage.forQueue, `${kind} storage has named queues`);
       const emails = storage.forQueue('emails');

@@ -135,6 +135,10 @@ export class PriorityRedisStorage extends RedisStorage {
     });
   }
 
+  override async removeScheduled(data: string, priority = 0): Promise<boolean> {
+    return super.removeScheduled(`${priority}|${data}`);
+  }
+
   override async readSchedule(timestamp: number): Promise<string[]> {
     return this.guard(async () => {
       return (await super.readSchedule(timestamp)).map((member) => afterBars(member, 1));

@@ -579,6 +579,10 @@ export class RedisStorage implements Storage {
     await this.send((client) => client.zAdd(this.keys.schedule, { score: timestamp, value: data }));
   }
 
+  async removeScheduled(data: string): Promise<boolean> {
+    return (await this.send((client) => client.zRem(this.keys.schedule, data))) > 0;
+  }
+
   async readSchedule(timestamp: number): Promise<string[]> {
     return this.send(async (client) => {
       return (await scripts.readSchedule.run(client, [this.keys.schedule], [timestamp])) as string[];

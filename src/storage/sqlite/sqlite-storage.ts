@@ -518,6 +518,10 @@ export class SqliteStorage implements Storage {
     this.sql('INSERT INTO "$t_schedule" (data, eta, priority) VALUES (?, ?, ?)').run(data, timestamp, priority);
   }
 
+  async removeScheduled(data: string): Promise<boolean> {
+    return this.sql('DELETE FROM "$t_schedule" WHERE id = (SELECT id FROM "$t_schedule" WHERE data = ? ORDER BY eta, id LIMIT 1)').run(data).changes > 0;
+  }
+
   async readSchedule(timestamp: number): Promise<string[]> {
     return this.atomically(() => {
       const rows = this.sql('SELECT data FROM "$t_schedule" WHERE eta <= ? ORDER BY eta, id').all(timestamp) as Row[];
