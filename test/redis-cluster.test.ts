@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PriorityRedisStorage, RedisHuey, RedisStorage } from '../src/index.js';
 import { Consumer, Worker } from '../src/consumer/index.js';
+import { failoverDrill } from './support/failover.js';
 import { startCluster, type TestCluster } from './support/redis-cluster.js';
 import { storageConformance } from './support/storage-conformance.js';
 
@@ -159,5 +160,25 @@ describe('redis cluster', () => {
       await huey.flush();
       await huey.close();
     }
+  });
+
+  it('carries on through the failover of the master holding the instance, with no restart', async () => {
+    let killed: number | null = null;
+    let slot = -1;
+    const report = await failoverDrill({
+      connection: (onError) => ({ cluster: options(), onError }),
+      workerId: 'cluster-worker',
+      deadline: 120_000,
+      killMaster: async (storage) => {
+        slot = await cluster.keySlot((storage as RedisStorage).keys.queue);
+        killed = await cluster.masterOfSlot(slot);
+        await cluster.nodes.find((node) => node.port === killed)!.stop(true);
+      },
+      promoted: async () => {
+        const master = await cluster.masterOfSlot(slot);
+        return master !== null && master !== killed;
+      },
+    });
+    assert.ok(report.accepted > 0);
   });
 });

@@ -37,6 +37,9 @@ async function startNode(dir: string): Promise<ClusterNode> {
       '--cluster-enabled', 'yes',
       '--cluster-config-file', `nodes-${port}.conf`,
       '--cluster-node-timeout', '1000',
+      // A replica fails over however long ago it last heard from its master: on a loaded
+      // test machine the last ping may be old, and the default would refuse the promotion.
+      '--cluster-replica-validity-factor', '0',
       '--appendonly', 'no',
       '--save', '',
     ],
@@ -81,11 +84,14 @@ export async function startCluster(): Promise<TestCluster> {
       { timeout: 60_000 },
     );
     await until(
-      'every node to report cluster_state:ok',
+      'every node to report cluster_state:ok, and every replica to be in sync with its master',
       async () => {
         for (const node of nodes) {
           const info = String(await ask(node.port, (c) => c.sendCommand(['CLUSTER', 'INFO'])));
           if (!info.includes('cluster_state:ok')) return false;
+          // A replica still in its first sync cannot take over when its master dies.
+          const replication = String(await ask(node.port, (c) => c.sendCommand(['INFO', 'replication'])));
+          if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false;
         }
         return true;
       },
