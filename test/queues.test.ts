@@ -15,7 +15,7 @@ import {
   SqliteStorage,
   type Storage,
 } from '../src/index.js';
-import { Consumer, Worker } from '../src/consumer/index.js';
+import { Consumer, Scheduler, Worker } from '../src/consumer/index.js';
 import { execFile } from 'node:child_process';
 import { takeSnapshot } from '../src/dashboard/snapshot.js';
 import { prometheusText } from '../src/dashboard/metrics.js';
@@ -142,6 +142,20 @@ for (const [kind, make] of Object.entries(STORAGES)) {
     });
   });
 }
+
+describe('periodic tasks on a queue', () => {
+  it('are enqueued on their queue by the scheduler', async () => {
+    const huey = new Huey(`periodic${++instances}`, { storage: new MemoryStorage() });
+    huey.periodicTask(() => true, { queue: 'reports' })(function nightly() {
+      return 'done';
+    });
+    const scheduler = new Scheduler(huey, { queues: huey.queueNames });
+    assert.deepEqual(huey.queueNames, ['default', 'reports']);
+    assert.deepEqual(await scheduler.enqueuePeriodic(Date.UTC(2030, 0, 1, 3, 0)), ['nightly']);
+    assert.deepEqual((await huey.pending(10, 'reports')).map((m) => [m.name, m.queue]), [['nightly', 'reports']]);
+    assert.equal(await huey.pendingCount(), 0);
+  });
+});
 
 describe('named queues on Redis', () => {
   it('lets an idle worker wait on all its queues at once, without polling', async () => {

@@ -60,6 +60,8 @@ describe('task options at definition', () => {
     ['expires', Infinity],
     ['name', 42],
     ['context', 'yes'],
+    ['queue', 'has space'],
+    ['queue', 7],
   ];
   for (const [option, value] of refused) {
     it(`refuses ${option}: ${String(value)}`, () => {
@@ -129,6 +131,7 @@ describe('per-call options', () => {
     ['priority', 'high', /^priority must be/],
     ['id', 7, /^id must be a non-empty string/],
     ['args', 'x', /^args must be an array/],
+    ['queue', 'x#1', /^queue must be a queue name/],
   ];
   for (const [option, value, message] of refused) {
     it(`refuses ${option}: ${String(value)}, and enqueues nothing`, async () => {
@@ -194,6 +197,9 @@ function spoiled(): Array<[data: string, field: string]> {
     [{ args: 'x' }, 'args'],
     [{ name: 42 }, 'name'],
     [{ headers: { trace: 1 } }, 'headers.trace'],
+    [{ queue: 5 }, 'queue'],
+    [{ queue: 'a:b' }, 'queue'],
+    [{ onComplete: message('next', { queue: '' }) }, 'onComplete.queue'],
     [{ onComplete: message('next', { eta: 'soon' }) }, 'onComplete.eta'],
     [{ chord: { id: 'c', index: 5, size: 2, callback: message('cb') } }, 'chord.index'],
     [{ chord: { id: 'c', index: 0, size: 2, callback: message('cb', { retries: -3 }) } }, 'chord.callback.retries'],
