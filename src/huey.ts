@@ -42,6 +42,7 @@ import {
   type TaskWrapper,
 } from './task.js';
 import { QueueRegistry, shardName, type QueueOptions } from './queues.js';
+import { errorFields, recordFields, stateOf, statusOf, type TaskStatus } from './records.js';
 import { checkCallOptions, checkInstanceName, checkMessage, checkQueueName, DEFAULT_QUEUE, dueAt, etaOf, MAX_SECONDS } from './validate.js';
 
 /** The hooks of a Huey that has none, without a copy per run. */
@@ -75,6 +76,13 @@ export interface HueyOptions {
    * (like Huey's RedisExpireHuey). Default: kept until read.
    */
   resultTtl?: number;
+  /**
+   * Keep a record per task id (state, times, worker, error, progress) for
+   * `huey.status(id)`, `result.status()` and the failed registry. @defaultValue true
+   */
+  records?: boolean;
+  /** Seconds a task's record is kept after its last change (its end, usually). @defaultValue 604800 (a week) */
+  recordTtl?: number;
   /**
    * The largest serialized message, in bytes. A call over it fails at once;
    * a message over it found in the queue is dead-lettered unrun.
@@ -169,6 +177,10 @@ export class Huey {
   readonly storeIntermediateErrors: boolean;
   readonly maxPayloadSize: number;
   readonly resultTtl?: number;
+  /** Whether a record is kept per task; see `status()`. */
+  readonly records: boolean;
+  /** Seconds a record is kept after its last change. */
+  readonly recordTtl: number;
   logger: Logger;
 
   private readonly registry = new Map<string, TaskDefinition>();
@@ -205,6 +217,9 @@ export class Huey {
     this.storeIntermediateErrors = options.storeIntermediateErrors ?? false;
     this.maxPayloadSize = options.maxPayloadSize ?? 1024 * 1024;
     this.resultTtl = options.resultTtl;
+    this.records = options.records ?? true;
+    this.recordTtl = options.recordTtl ?? 7 * 24 * 3600;
+    if (!(this.recordTtl > 0 && this.recordTtl <= MAX_SECONDS)) throw new ConfigurationError(`recordTtl must be a number of seconds over 0, not ${String(options.recordTtl)}`);
     this.logger = options.logger ?? quietLogger;
     this.signals = new Signals((error, signal) => this.logger.error(`signal handler for "${signal}" failed: ${errorText(error)}`));
     this.immediate = options.immediate ?? false;
@@ -461,7 +476,10 @@ export class Huey {
       if (batch) batch.push({ data, priority: message.priority });
       else byStorage.set(storage, [{ data, priority: message.priority }]);
     }
+    // Sent in the same turn as the enqueue, so they share its round trip.
+    const recorded = items.map(({ message }) => this.writeRecord(message, { state: 'enqueued', created: now, enqueued: now }));
     for (const [storage, batch] of byStorage) await storage.enqueueMany(batch);
+    await Promise.all(recorded);
     for (const { message } of items) this.enqueueCounter.count(message.name);
     for (const { message } of items) await this.emit('enqueued', message);
   }
@@ -536,23 +554,71 @@ export class Huey {
     return enqueue;
   }
 
-  private enqueueSerialized(message: Message, data: string): Promise<void> {
-    return this.track(this.write(message, data));
+  private enqueueSerialized(message: Message, data: string, retry = false): Promise<void> {
+    return this.track(this.write(message, data, retry));
   }
 
-  private async write(message: Message, data: string): Promise<void> {
-    if (message.eta !== null && message.eta > Date.now()) {
+  /** Write a message to its queue, or its schedule, with its record in the same turn. A retry keeps its record's `created`. */
+  private async write(message: Message, data: string, retry = false): Promise<void> {
+    const now = Date.now();
+    const created = retry ? undefined : now;
+    if (message.eta !== null && message.eta > now) {
+      const recorded = retry ? NOTHING : this.writeRecord(message, { state: 'scheduled', created, eta: message.eta }, message.eta - now);
       await this.storageOf(message).addToSchedule(data, message.eta, message.priority);
+      await recorded;
       this.enqueueCounter.count(message.name);
       await this.emit('scheduled', message);
     } else if (this.immediateMode) {
+      await this.writeRecord(message, { state: 'enqueued', created, enqueued: now });
       await this.emit('enqueued', message);
       await this.execute(this.deserializeMessage(data));
     } else {
+      const recorded = this.writeRecord(message, { state: retry ? 'retrying' : 'enqueued', created, enqueued: now });
       await this.storageOf(message).enqueue(data, message.priority);
+      await recorded;
       this.enqueueCounter.count(message.name);
       await this.emit('enqueued', message);
     }
+  }
+
+  // ---- records ----
+
+  /**
+   * Merge `fields` into the record of `message`'s task, kept `recordTtl`
+   * seconds (plus `extraMs`, the wait of a task due later). Best effort: a
+   * record that cannot be written is logged, never a reason to fail the
+   * task, and never an unhandled rejection. Sent at once, so that a write
+   * made in the same turn as a storage step shares its round trip.
+   */
+  writeRecord(message: Message, fields: Record<string, string | number | null | undefined>, extraMs = 0): Promise<void> {
+    if (!this.records) return NOTHING;
+    return this.storageOf(message)
+      .writeRecord(message.id, recordFields(message, fields), this.recordTtl * 1000 + Math.max(0, extraMs))
+      .catch((error: unknown) => this.logger.debug(`could not write the record of ${message.name} ${message.id}: ${errorText(error)}`));
+  }
+
+  /** Record how a run ended (or, for `scheduled`, that it went back to wait). */
+  recordOutcome(message: Message, outcome: Outcome, details: { started?: number; worker?: string } = {}): Promise<void> {
+    const now = Date.now();
+    const state = stateOf(outcome);
+    const failure = 'error' in outcome && outcome.error !== undefined ? errorFields(outcome.error) : {};
+    const waits = state === 'scheduled' || state === 'retrying';
+    return this.writeRecord(message, { state, ended: waits ? undefined : now, started: details.started, worker: details.worker, ...failure }, waits && message.eta ? message.eta - now : 0);
+  }
+
+  /**
+   * The record of task `id`: its state, times, worker, error and progress;
+   * null for an id this instance has no record of (never enqueued, or its
+   * record lapsed, or `records: false`). Looks in `queue` when given,
+   * otherwise in every queue this instance knows.
+   */
+  async status(id: string, options: { queue?: string } = {}): Promise<TaskStatus | null> {
+    if (options.queue !== undefined) checkQueueName(options.queue);
+    for (const storage of this.resultStorages(id, options.queue)) {
+      const fields = await storage.readRecord(id);
+      if (fields) return statusOf(id, fields);
+    }
+    return null;
   }
 
   /**
@@ -580,6 +646,7 @@ export class Huey {
    */
   async execute(message: Message, now = Date.now(), claim?: Claim, options: ExecuteOptions = {}): Promise<Outcome> {
     const settle = claim ? { claim, storage: options.storage ?? this.storageOf(message), acked: false } : undefined;
+    const started = Date.now();
     let outcome: Outcome;
     try {
       outcome = await this.run(message, now, settle, options);
@@ -590,6 +657,8 @@ export class Huey {
       outcome = await this.failUnrunnable(message, error);
     }
     if (settle && !settle.acked) await this.settle(settle.storage.ack(settle.claim), options);
+    // Best effort, and not awaited: it goes out with the final step above.
+    void this.recordOutcome(message, outcome, { started, worker: claim?.workerId });
     return outcome;
   }
 
@@ -660,15 +729,20 @@ export class Huey {
     let value: unknown;
     let failure: unknown;
     let failed = false;
+    // A run still going after a turn of the event loop shows as running; a quick one only as its end.
+    const started = Date.now();
+    const running = this.records ? setImmediate(() => void this.writeRecord(message, { state: 'running', started, worker: settle?.claim.workerId })) : undefined;
     try {
       value = await definition.invoke(message, context, abort);
     } catch (error) {
+      clearImmediate(running);
       if (error instanceof RetryTask) return this.retryWithoutCount(message, context, error, settle);
       if (error instanceof RateLimitExceeded && error.retry) return this.retryWithoutCount(message, context, error, settle);
       if (error instanceof CancelExecution) return this.cancel(message, context, error, undefined, settle);
       failed = true;
       failure = error;
     }
+    clearImmediate(running);
 
     // A pipeline's next step is written down before the value is stored: one that
     // cannot be enqueued (the value over maxPayloadSize, or not serializable) fails this run.
@@ -818,10 +892,14 @@ export class Huey {
    * the two would otherwise leave the claim to be run again beside its retry.
    */
   private async enqueueRetry(next: Message, settle?: Settle): Promise<void> {
+    const now = Date.now();
+    const due = next.eta !== null && next.eta > now ? next.eta : null;
+    void this.writeRecord(next, { state: 'retrying', eta: due, enqueued: due === null ? now : undefined }, due === null ? 0 : due - now);
     const storage = settle?.storage;
     // In one step only where the retry goes to the storage the claim came from.
     if (!settle || !storage || settle.acked || !storage.retryAndAck || this.immediateMode || storage !== this.storageOf(next)) {
-      await this.enqueue(next);
+      const message = this.stamp(next);
+      await this.enqueueSerialized(message, this.serializeMessage(message), true);
       return;
     }
     const message = this.stamp(next);

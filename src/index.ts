@@ -2,6 +2,7 @@ export { Huey, type HueyOptions, type StoredOutcome, type RevokeOptions, type Re
 export { RedisHuey, PriorityRedisHuey, SqliteHuey, MemoryHuey } from './flavors.js';
 export { Result, type GetOptions } from './result.js';
 export { type QueueOptions } from './queues.js';
+export type { TaskState, TaskStatus } from './records.js';
 export { DEFAULT_QUEUE } from './validate.js';
 export { ResultGroup } from './result-group.js';
 export { Signature, Pipeline, Group, Chord, group, chord, type CallOptions, type ResultOf, type ResultsOf, type Work } from './signature.js';

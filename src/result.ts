@@ -1,6 +1,7 @@
 import { HueyError, ResultTimeout, StorageError, TaskError } from './errors.js';
 import type { Huey, RescheduleOptions, RevokeOptions, StoredOutcome } from './huey.js';
 import type { Message } from './message.js';
+import type { TaskStatus } from './records.js';
 import { DEFAULT_QUEUE } from './validate.js';
 
 export interface GetOptions {
@@ -144,6 +145,16 @@ export class Result<T> {
       throw error;
     }
     return stops.length === 1 ? stops[0]! : stopAll;
+  }
+
+  /** This task's record (state, times, worker, error, progress); null when there is none. See `huey.status`. */
+  status(): Promise<TaskStatus | null> {
+    return this.huey.status(this.id, { queue: this.queue });
+  }
+
+  /** The latest value the task gave `context.progress()`; undefined before any. */
+  async progress(): Promise<unknown> {
+    return (await this.status())?.progress;
   }
 
   /**

@@ -83,6 +83,12 @@ export interface TaskContext {
   timeRemaining(): number;
   /** Throw `TaskTimeout` once the run is past its `timeout`: a cooperative check for loops (Huey's `check_timeout`). */
   checkTimeout(): void;
+  /**
+   * Keep `value` (a number, or JSON of at most 4 KiB) as the task's progress
+   * on its record, for `result.progress()`, `huey status` and the dashboard.
+   * Cheap to call in a loop: at most one write per 100 ms, the latest value last.
+   */
+  progress(value: unknown): void;
 }
 
 /** The handle a task definition returns: call it to enqueue. */
@@ -236,11 +242,14 @@ class RunContext implements TaskContext {
   readonly timeout: number | null;
   readonly queue: string;
   readonly headers: Readonly<Record<string, string>>;
+  private latestProgress = '';
+  private progressSent = -Infinity;
+  private progressTimer?: NodeJS.Timeout;
   /** When the run's time is up (performance.now() ms), or Infinity. */
   private readonly deadline: number;
 
   constructor(
-    message: Message,
+    private readonly message: Message,
     readonly huey: Huey,
     readonly signal: AbortSignal,
   ) {
@@ -268,7 +277,28 @@ class RunContext implements TaskContext {
       throw new TaskTimeout(`task ${this.name} ${this.id} ran past its timeout of ${this.timeout}s`);
     }
   }
+
+  progress(value: unknown): void {
+    const text = JSON.stringify(value);
+    if (text === undefined) throw new TypeError('progress must be a number or a JSON value');
+    if (text.length > MAX_PROGRESS_CHARS) throw new RangeError(`progress is ${text.length} characters of JSON, over the limit of ${MAX_PROGRESS_CHARS}`);
+    this.latestProgress = text;
+    if (this.progressTimer) return;
+    const send = () => {
+      this.progressTimer = undefined;
+      this.progressSent = performance.now();
+      void this.huey.writeRecord(this.message, { progress: this.latestProgress });
+    };
+    const wait = this.progressSent + PROGRESS_INTERVAL_MS - performance.now();
+    if (wait <= 0) send();
+    else this.progressTimer = setTimeout(send, wait);
+  }
 }
+
+/** The most characters of JSON a progress value may take. */
+const MAX_PROGRESS_CHARS = 4096;
+/** A task reporting progress in a hot loop writes at most this often, in ms. */
+const PROGRESS_INTERVAL_MS = 100;
 
 export function contextOf(message: Message, huey: Huey, signal: AbortSignal = NEVER_ABORTED): TaskContext {
   return new RunContext(message, huey, signal);

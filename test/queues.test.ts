@@ -247,6 +247,11 @@ describe('named queues on Redis', () => {
       try {
         await assert.rejects(started.get({ blocking: true, timeout: 10 }), /WorkerDiedError/);
         assert.equal(await ahead.get({ blocking: true, timeout: 10 }), 2);
+        // Its record says so too, on its queue.
+        const record = (await started.status())!;
+        assert.equal(record.state, 'failed');
+        assert.equal(record.queue, 'bulk');
+        assert.equal(record.error?.name, 'WorkerDiedError');
       } finally {
         await consumer.stop();
       }

@@ -178,6 +178,51 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
       return { data: outcome, text: JSON.stringify(outcome.value, null, 2) };
     },
   },
+  status: {
+    describe: "A task's record: its state, times, worker, error and progress; exit code 1 for an id with no record",
+    args: '<id>',
+    run: async (huey, argv) => {
+      const id = String(argv.id);
+      const status = await huey.status(id);
+      if (!status) return { data: null, text: `no record of task ${id} (never enqueued here, or its record lapsed)`, code: 1 };
+      const at = (date: Date | null) => (date ? date.toISOString() : '–');
+      const lines = [
+        `${escapeControls(status.id)}  ${escapeControls(status.name)}  ${status.state}  (queue ${escapeControls(status.queue)})`,
+        `created ${at(status.created)}  enqueued ${at(status.enqueued)}  started ${at(status.started)}  ended ${at(status.ended)}`,
+        ...(status.eta ? [`due ${at(status.eta)}`] : []),
+        ...(status.worker ? [`worker ${escapeControls(status.worker)}`] : []),
+        ...(status.retries !== null ? [`retries left ${status.retries}`] : []),
+        ...(status.error ? [`error ${escapeControls(status.error.name)}: ${escapeControls(status.error.message)}`] : []),
+        ...(status.progress !== undefined ? [`progress ${escapeControls(JSON.stringify(status.progress))}`] : []),
+      ];
+      return { data: status, text: lines.join('\n') };
+    },
+  },
+  failed: {
+    describe: 'Tasks that failed for good, the latest first, with their error, while their records are kept',
+    options: (y) =>
+      y
+        .option('limit', { type: 'number', default: 100, describe: 'Show at most this many' })
+        .option('queue', queueOption)
+        .option('task', { type: 'string', describe: 'Only this task' }),
+    run: async (huey, argv) => {
+      const queue = knownQueue(huey, argv);
+      const statuses = [];
+      for (const name of queue === undefined ? huey.queueNames : [queue]) {
+        for (const storage of huey.queueStorages(name)) {
+          for (const id of await storage.failedRecords(argv.limit as number)) {
+            const status = await huey.status(id, { queue: name });
+            if (status && (argv.task === undefined || status.name === argv.task)) statuses.push(status);
+          }
+        }
+      }
+      statuses.sort((a, b) => (b.ended?.getTime() ?? 0) - (a.ended?.getTime() ?? 0)).splice(argv.limit as number);
+      const text = statuses
+        .map((s) => `${s.ended ? s.ended.toISOString() : '–'}  ${escapeControls(s.id)}  ${escapeControls(s.name)}  [${escapeControls(s.queue)}]  ${s.error ? escapeControls(`${s.error.name}: ${s.error.message}`) : ''}`)
+        .join('\n');
+      return { data: statuses, text: text || 'no failed tasks' };
+    },
+  },
   revoke: {
     describe: 'Skip the task with this id when a worker picks it up',
     args: '<id>',

@@ -396,6 +396,7 @@ export class Consumer {
   /** Settle one claim as a failed run of `message`, and ack it. */
   private async failRun(storage: Storage, workerId: string, claim: Claim, message: Message, cause: Error): Promise<void> {
     const outcome = await this.huey.fail(message, cause);
+    await this.huey.recordOutcome(message, outcome, { worker: workerId });
     this.huey.logger.error(`${workerId}: ${message.name} ${message.id} ${outcome.status === 'retrying' ? 'will be retried' : 'failed'}: ${cause.name}: ${cause.message}`);
     await storage.ack(claim);
   }

@@ -34,6 +34,8 @@ export class MemoryStorage implements Storage {
   private watchers = new Map<string, Set<() => void>>();
   /** Times each message was put back unstarted from a consumer that died. */
   private stalls = new Map<string, number>();
+  /** Each task's record, and when it lapses (ms since the epoch). */
+  private records = new Map<string, { fields: Record<string, string>; expiresAt: number }>();
 
   /** The storages of named queues, made on first use; see `forQueue`. */
   private queueStorages = new Map<string, MemoryStorage>();
@@ -412,7 +414,35 @@ export class MemoryStorage implements Storage {
     return this.eventLog.slice(0, limit);
   }
 
+  async writeRecord(id: string, fields: Readonly<Record<string, string>>, ttlMs: number): Promise<void> {
+    const now = Date.now();
+    const kept = this.records.get(id);
+    const merged = { ...(kept && kept.expiresAt > now ? kept.fields : {}), ...fields };
+    this.records.set(id, { fields: merged, expiresAt: now + Math.max(1, ttlMs) });
+  }
+
+  async readRecord(id: string): Promise<Record<string, string> | null> {
+    const kept = this.records.get(id);
+    if (!kept) return null;
+    if (kept.expiresAt <= Date.now()) {
+      this.records.delete(id);
+      return null;
+    }
+    return { ...kept.fields };
+  }
+
+  async failedRecords(limit = 100): Promise<string[]> {
+    const now = Date.now();
+    const failed: Array<[string, number]> = [];
+    for (const [id, kept] of this.records) {
+      if (kept.expiresAt <= now) this.records.delete(id);
+      else if (kept.fields.state === 'failed') failed.push([id, Number(kept.fields.ended ?? 0)]);
+    }
+    return failed.sort((a, b) => b[1] - a[1]).slice(0, limit).map(([id]) => id);
+  }
+
   async flushAll(): Promise<void> {
+    this.records.clear();
     this.status.clear();
     this.eventLog = [];
     this.queue = [];

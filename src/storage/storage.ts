@@ -225,6 +225,20 @@ export interface Storage {
   /** Remove the counter `key`. True when it existed. */
   deleteCounter(key: string): Promise<boolean>;
 
+  // ---- records: what became of each task, by id ----
+
+  /**
+   * Merge `fields` into the record of task `id` and keep it `ttlMs` from now
+   * (each write sets the time anew). A record whose `state` becomes `failed`
+   * is listed by `failedRecords` (by its `ended` field, ms since the epoch)
+   * until it lapses or its state changes.
+   */
+  writeRecord(id: string, fields: Readonly<Record<string, string>>, ttlMs: number): Promise<void>;
+  /** Every field of task `id`'s record, or null when it has none (never seen, or lapsed). */
+  readRecord(id: string): Promise<Record<string, string> | null>;
+  /** Ids of the tasks whose record says `failed`, the latest to end first, at most `limit`. */
+  failedRecords(limit?: number): Promise<string[]>;
+
   // ---- activity: what workers report for the dashboard, the admin command and metrics ----
 
   /** Keep `value` as the latest status of worker `id`, replacing the one before. */
@@ -238,7 +252,7 @@ export interface Storage {
   /** Up to `limit` events, newest first. */
   events(limit?: number): Promise<string[]>;
 
-  /** Drop everything this instance keeps: queue, claims, schedule, data, counters and activity. */
+  /** Drop everything this instance keeps: queue, claims, schedule, data, counters, records and activity. */
   flushAll(): Promise<void>;
 }
 

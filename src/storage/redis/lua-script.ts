@@ -52,4 +52,5 @@ export const scripts = {
   priorityRequeue: new LuaScript('priority-requeue-3'),
   priorityDepths: new LuaScript('priority-depths-1'),
   priorityEnqueueDue: new LuaScript('priority-enqueue-due-4'),
+  writeRecord: new LuaScript('write-record-2'),
 };

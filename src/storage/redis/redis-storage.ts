@@ -66,6 +66,8 @@ export class RedisKeys {
   readonly wake: string;
   /** How many times each message was put back unstarted from a dead consumer: sha1 of its receipt → count. */
   readonly stalls: string;
+  /** Ids of the tasks whose record says failed, scored by when they ended (ms). */
+  readonly failed: string;
   private readonly prefix: string;
 
   constructor(name: string, queue?: string) {
@@ -86,6 +88,17 @@ export class RedisKeys {
     this.prioritySequence = `${this.prefix}.pqueue.seq`;
     this.wake = `${this.prefix}.pqueue.wake`;
     this.stalls = `${this.prefix}.stalls`;
+    this.failed = `${this.prefix}.failed`;
+  }
+
+  /** A task's record: a hash with a time to live. */
+  record(id: string): string {
+    return `${this.prefix}.record.${id}`;
+  }
+
+  /** A pattern matching every record of this instance. */
+  get recordPattern(): string {
+    return `${this.prefix}.record.*`;
   }
 
   /** A result with a time to live, in a key of its own. */
@@ -819,12 +832,34 @@ export class RedisStorage implements Storage {
     return this.send(async (client) => client.lRange(this.keys.events, 0, limit < 0 ? -1 : limit - 1));
   }
 
+  async writeRecord(id: string, fields: Readonly<Record<string, string>>, ttlMs: number): Promise<void> {
+    const args = [id, Math.max(1, Math.ceil(ttlMs)), ...Object.entries(fields).flat()];
+    await this.send((client) => scripts.writeRecord.run(client, [this.keys.record(id), this.keys.failed], args));
+  }
+
+  async readRecord(id: string): Promise<Record<string, string> | null> {
+    const fields = await this.send((client) => client.hGetAll(this.keys.record(id)));
+    return Object.keys(fields).length > 0 ? { ...fields } : null;
+  }
+
+  async failedRecords(limit = 100): Promise<string[]> {
+    return this.send(async (client) => {
+      const ids = await client.zRange(this.keys.failed, 0, limit - 1, { REV: true });
+      if (ids.length === 0) return ids;
+      // Records lapse by themselves; their index entries go when next seen.
+      const present = await Promise.all(ids.map((id) => client.exists(this.keys.record(id))));
+      const lapsed = ids.filter((_, i) => present[i] === 0);
+      if (lapsed.length > 0) await client.zRem(this.keys.failed, lapsed);
+      return ids.filter((_, i) => present[i] !== 0);
+    });
+  }
+
   async flushAll(): Promise<void> {
     return this.send(async (client) => {
       const { queue, schedule, data, dead, leases, workers, events, priorityQueue, prioritySequence, wake } = this.keys;
       const keys = [queue, schedule, data, dead, leases, workers, events, priorityQueue, prioritySequence, wake];
-      keys.push(this.keys.stalls, this.keys.resultExpiry, this.keys.counters);
-      for (const pattern of [this.keys.claimedPattern, this.keys.startedPattern, this.keys.resultPattern]) {
+      keys.push(this.keys.stalls, this.keys.resultExpiry, this.keys.counters, this.keys.failed);
+      for (const pattern of [this.keys.claimedPattern, this.keys.startedPattern, this.keys.resultPattern, this.keys.recordPattern]) {
         for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 100 })) keys.push(...batch);
       }
       await client.del(keys);

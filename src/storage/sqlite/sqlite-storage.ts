@@ -63,6 +63,14 @@ const SCHEMA = (t: string) => `
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     value TEXT NOT NULL
   );
+  CREATE TABLE IF NOT EXISTS "${t}_records" (
+    id TEXT PRIMARY KEY,
+    fields TEXT NOT NULL,
+    state TEXT,
+    ended INTEGER,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS "${t}_records_failed" ON "${t}_records" (state, ended);
 `;
 
 type Row = Record<string, unknown>;
@@ -691,9 +699,35 @@ export class SqliteStorage implements Storage {
     return rows.map((row) => String(row.value));
   }
 
+  async writeRecord(id: string, fields: Readonly<Record<string, string>>, ttlMs: number): Promise<void> {
+    const now = Date.now();
+    this.atomically(() => {
+      const row = this.sql('SELECT fields FROM "$t_records" WHERE id = ? AND expires_at > ?').get(id, now) as Row | undefined;
+      const merged = { ...(row ? (JSON.parse(String(row.fields)) as Record<string, string>) : {}), ...fields };
+      const ended = merged.ended === undefined ? null : Number(merged.ended);
+      this.sql(
+        `INSERT INTO "$t_records" (id, fields, state, ended, expires_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET fields = excluded.fields, state = excluded.state, ended = excluded.ended, expires_at = excluded.expires_at`,
+      ).run(id, JSON.stringify(merged), merged.state ?? null, Number.isFinite(ended) ? ended : null, now + Math.max(1, Math.ceil(ttlMs)));
+    });
+  }
+
+  async readRecord(id: string): Promise<Record<string, string> | null> {
+    const row = this.sql('SELECT fields FROM "$t_records" WHERE id = ? AND expires_at > ?').get(id, Date.now()) as Row | undefined;
+    return row ? (JSON.parse(String(row.fields)) as Record<string, string>) : null;
+  }
+
+  async failedRecords(limit = 100): Promise<string[]> {
+    const now = Date.now();
+    // Lapsed records go when next looked at.
+    this.sql('DELETE FROM "$t_records" WHERE expires_at <= ?').run(now);
+    const rows = this.sql(`SELECT id FROM "$t_records" WHERE state = 'failed' ORDER BY ended DESC, id LIMIT ?`).all(limit) as Row[];
+    return rows.map((row) => String(row.id));
+  }
+
   async flushAll(): Promise<void> {
     this.atomically(() => {
-      for (const table of ['queue', 'schedule', 'data', 'counters', 'dead', 'leases', 'status', 'events']) this.sql(`DELETE FROM "$t_${table}"`).run();
+      for (const table of ['queue', 'schedule', 'data', 'counters', 'dead', 'leases', 'status', 'events', 'records']) this.sql(`DELETE FROM "$t_${table}"`).run();
     });
   }
 }

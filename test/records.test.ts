@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { Huey, MemoryStorage, RedisStorage, SqliteStorage, type Storage, type TaskContext } from '../src/index.js';
+import { Consumer, Worker } from '../src/consumer/index.js';
+import { ROOT } from './support/processes.js';
+import { startRedis, type TestRedis } from './support/redis-server.js';
+
+// A record per task id: its state through enqueue, run, retry, failure, revocation and
+// dead-lettering, its times, worker, error and progress; on every storage and in the CLI.
+
+let redis: TestRedis;
+const dir = mkdtempSync(join(tmpdir(), 'huey-records-'));
+let instances = 0;
+
+before(async () => {
+  redis = await startRedis();
+});
+
+after(async () => {
+  await redis.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const STORAGES: Record<string, () => Storage> = {
+  memory: () => new MemoryStorage(),
+  sqlite: () => new SqliteStorage(`r${++instances}`, { filename: join(dir, 'records.db') }),
+  redis: () => new RedisStorage(`r${++instances}`, { url: redis.url }),
+};
+
+function app(storage: Storage, options: { records?: boolean } = {}) {
+  const huey = new Huey(`records${++instances}`, { storage, ...options });
+  huey.queue('reports');
+  const add = huey.task()(function add(a: number, b: number) {
+    return a + b;
+  });
+  const flaky = huey.task({ retries: 1, queue: 'reports' })(function flaky() {
+    throw new Error('always');
+  });
+  const counting = huey.task({ context: true })(function counting(n: number, task: TaskContext) {
+    for (let i = 1; i <= n; i++) task.progress({ done: i, of: n });
+    return n;
+  });
+  return { huey, add, flaky, counting };
+}
+
+async function drain(worker: Worker): Promise<void> {
+  while ((await worker.runOnce(0)) > 0);
+}
+
+for (const [kind, make] of Object.entries(STORAGES)) {
+  describe(`task records on ${kind}`, () => {
+    it('follows a task from enqueue to its end', async () => {
+      const { huey, add, flaky } = app(make());
+      try {
+        const before = Date.now();
+        const sum = add(1, 2);
+        const later = add.schedule({ args: [3, 4], delay: 3600 });
+        const failing = flaky();
+        await Promise.all([sum.enqueued, later.enqueued, failing.enqueued]);
+        const waiting = (await sum.status())!;
+        assert.equal(waiting.state, 'enqueued');
+        assert.equal(waiting.name, 'add');
+        assert.equal(waiting.queue, 'default');
+        assert.ok(waiting.created!.getTime() >= before && waiting.enqueued!.getTime() >= before);
+        assert.equal(waiting.started, null);
+        const scheduled = (await later.status())!;
+        assert.equal(scheduled.state, 'scheduled');
+        assert.equal(scheduled.eta?.getTime(), later.message!.eta);
+        assert.equal((await huey.status(failing.id))?.queue, 'reports');
+
+        const worker = new Worker(huey, 'records-worker', { prefetchWindow: 0 });
+        await drain(worker);
+        const done = (await huey.status(sum.id))!;
+        assert.equal(done.state, 'complete');
+        assert.equal(done.worker, 'records-worker');
+        assert.ok(done.started && done.ended && done.ended >= done.started && done.started >= done.created!);
+        assert.equal(done.error, null);
+        assert.equal(await sum.get(), 3);
+
+        // flaky ran, failed, and waits for its retry: then failed for good, with its error, in the failed registry.
+        const failed = (await failing.status())!;
+        assert.equal(failed.state, 'failed');
+        assert.deepEqual(failed.error, { name: 'Error', message: 'always' });
+        assert.equal(failed.retries, 0);
+        assert.deepEqual(await huey.storageFor('reports').failedRecords(), [failing.id]);
+        assert.deepEqual(await huey.storage.failedRecords(), []);
+        assert.equal(await huey.status('no-such-id'), null);
+      } finally {
+        await huey.flush();
+        await huey.close();
+      }
+    });
+
+    it('records a retry waiting, a revoked run, a dead letter, and the latest progress', async () => {
+      const { huey, add, counting } = app(make());
+      const retried = huey.task({ retries: 2, retryDelay: 3600 })(function retried() {
+        throw new TypeError('not yet');
+      });
+      try {
+        const waiting = retried();
+        const revoked = add(5, 5);
+        const progressing = counting(250);
+        await Promise.all([waiting.enqueued, revoked.enqueued, progressing.enqueued]);
+        await revoked.revoke();
+        await huey.storage.enqueue(JSON.stringify({ id: 'ghost', name: 'no-such-task', args: [], retries: 0 }));
+        await drain(new Worker(huey, 'w2', { prefetchWindow: 0 }));
+
+        const retry = (await waiting.status())!;
+        assert.equal(retry.state, 'retrying');
+        assert.deepEqual(retry.error, { name: 'TypeError', message: 'not yet' });
+        assert.ok(retry.eta && retry.eta.getTime() > Date.now() + 3_000_000, 'due at its retry');
+        assert.equal((await revoked.status())?.state, 'revoked');
+        const ghost = (await huey.status('ghost'))!;
+        assert.equal(ghost.state, 'dead');
+        assert.match(ghost.error!.message, /no-such-task/);
+        // A loop of 250 progress calls: the latest value lands (the writes in between are throttled).
+        assert.equal(await progressing.get(), 250);
+        const deadline = Date.now() + 5000;
+        while (JSON.stringify(await progressing.progress()) !== JSON.stringify({ done: 250, of: 250 }) && Date.now() < deadline) await sleep(20);
+        assert.deepEqual(await progressing.progress(), { done: 250, of: 250 });
+        assert.equal((await progressing.status())?.state, 'complete');
+      } finally {
+        await huey.flush();
+        await huey.close();
+      }
+    });
+
+    it('keeps no records with records: false', async () => {
+      const { huey, add } = app(make(), { records: false });
+      try {
+        const sum = add(1, 1);
+        await sum.enqueued;
+        await drain(new Worker(huey, 'w3'));
+        assert.equal(await sum.get(), 2);
+        assert.equal(await sum.status(), null);
+      } finally {
+        await huey.flush();
+        await huey.close();
+      }
+    });
+  });
+}
+
+describe('task records through a consumer and the CLI', () => {
+  it('shows a long run as running, then its end; huey status and huey failed read them', async () => {
+    const huey = new Huey('fixture-records', { storage: new RedisStorage('fixture-records', { url: redis.url }) });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow = huey.task()(async function slow() {
+      await gate;
+      return 'done';
+    });
+    const broken = huey.task()(function broken() {
+      throw new RangeError('out of range');
+    });
+    const consumer = new Consumer(huey, { workers: 2 });
+    try {
+      await consumer.start();
+      const run = slow();
+      const failing = broken();
+      const deadline = Date.now() + 10_000;
+      while ((await run.status())?.state !== 'running' && Date.now() < deadline) await sleep(20);
+      const running = (await run.status())!;
+      assert.equal(running.state, 'running');
+      assert.match(running.worker ?? '', /async$/);
+      release();
+      assert.equal(await run.get({ blocking: true, timeout: 10 }), 'done');
+      await assert.rejects(failing.get({ blocking: true, timeout: 10 }), /out of range/);
+      while ((await run.status())?.state !== 'complete' && Date.now() < deadline) await sleep(20);
+
+      const cli = (...args: string[]) =>
+        new Promise<{ code: number; stdout: string }>((resolve) =>
+          execFile(process.execPath, ['dist/cli/huey.js', ...args], { cwd: ROOT, env: { ...process.env, REDIS_URL: redis.url } }, (error, stdout) =>
+            resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout }),
+          ),
+        );
+      const status = await cli('status', 'test/fixtures/records.huey', run.id, '--json');
+      assert.equal(status.code, 0);
+      assert.equal((JSON.parse(status.stdout) as { state: string }).state, 'complete');
+      const unknown = await cli('status', 'test/fixtures/records.huey', 'nope');
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.stdout, /no record of task nope/);
+      const failed = await cli('failed', 'test/fixtures/records.huey');
+      assert.match(failed.stdout, new RegExp(`${failing.id}  broken  \\[default\\]  RangeError: out of range`));
+    } finally {
+      release();
+      await consumer.stop();
+      await huey.flush();
+      await huey.close();
+    }
+  });
+});
