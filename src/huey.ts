@@ -603,7 +603,8 @@ export class Huey {
     const state = stateOf(outcome);
     const failure = 'error' in outcome && outcome.error !== undefined ? errorFields(outcome.error) : {};
     const waits = state === 'scheduled' || state === 'retrying';
-    return this.writeRecord(message, { state, ended: waits ? undefined : now, started: details.started, worker: details.worker, ...failure }, waits && message.eta ? message.eta - now : 0);
+    const retries = state === 'retrying' ? { retries: undefined } : {};
+    return this.writeRecord(message, { state, ended: waits ? undefined : now, started: details.started, worker: details.worker, ...retries, ...failure }, waits && message.eta ? message.eta - now : 0);
   }
 
   /**

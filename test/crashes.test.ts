@@ -141,7 +141,17 @@ describe('crash suite', () => {
     assert.deepEqual(settled, ['WorkerDiedError']);
     // A short lease: the neighbour may still sit with a consumer that just died, to be adopted.
     const last = await consumer(['-w', '1', '--lease', '1']);
-    assert.equal(await neighbour.get({ blocking: true, timeout: 60 }), 7);
+    let value: unknown;
+    try {
+      value = await neighbour.get({ blocking: true, timeout: 60 });
+    } catch (error) {
+      // Say where it is: its record, the queue, the claims and dead letters, and what the consumer logged.
+      const { huey } = fixture;
+      const claims = await Promise.all(Object.keys(await huey.storage.statuses()).map((id) => huey.storage.claimed(id)));
+      const where = { status: await neighbour.status(), pending: await huey.pendingCount(), claimed: claims.flat().length, dead: await huey.storage.deadLetters(), leases: await huey.storage.expiredLeases() };
+      assert.fail(`the neighbour did not run: ${String(error)}; ${JSON.stringify(where)}\n${last.output}`);
+    }
+    assert.equal(value, 7);
     await stop(last);
   });
 

@@ -113,6 +113,7 @@ for (const [kind, make] of Object.entries(STORAGES)) {
         const retry = (await waiting.status())!;
         assert.equal(retry.state, 'retrying');
         assert.deepEqual(retry.error, { name: 'TypeError', message: 'not yet' });
+        assert.equal(retry.retries, 1, 'retries left after the failed run');
         assert.ok(retry.eta && retry.eta.getTime() > Date.now() + 3_000_000, 'due at its retry');
         assert.equal((await revoked.status())?.state, 'revoked');
         const ghost = (await huey.status('ghost'))!;
