@@ -78,7 +78,9 @@ export interface HueyOptions {
   resultTtl?: number;
   /**
    * Keep a record per task id (state, times, worker, error, progress) for
-   * `huey.status(id)`, `result.status()` and the failed registry. @defaultValue true
+   * `huey.status(id)`, `result.status()` and the failed registry. Off by
+   * default for now: on Redis each record costs a command per state change
+   * and a key per task (measured: the drain a third slower). @defaultValue false
    */
   records?: boolean;
   /** Seconds a task's record is kept after its last change (its end, usually). @defaultValue 604800 (a week) */
@@ -217,7 +219,7 @@ export class Huey {
     this.storeIntermediateErrors = options.storeIntermediateErrors ?? false;
     this.maxPayloadSize = options.maxPayloadSize ?? 1024 * 1024;
     this.resultTtl = options.resultTtl;
-    this.records = options.records ?? true;
+    this.records = options.records ?? false;
     this.recordTtl = options.recordTtl ?? 7 * 24 * 3600;
     if (!(this.recordTtl > 0 && this.recordTtl <= MAX_SECONDS)) throw new ConfigurationError(`recordTtl must be a number of seconds over 0, not ${String(options.recordTtl)}`);
     this.logger = options.logger ?? quietLogger;
@@ -601,10 +603,11 @@ export class Huey {
   recordOutcome(message: Message, outcome: Outcome, details: { started?: number; worker?: string } = {}): Promise<void> {
     const now = Date.now();
     const state = stateOf(outcome);
+    // A retry wrote its record as it was enqueued; its next run may already have written its own.
+    if (state === 'retrying') return NOTHING;
     const failure = 'error' in outcome && outcome.error !== undefined ? errorFields(outcome.error) : {};
-    const waits = state === 'scheduled' || state === 'retrying';
-    const retries = state === 'retrying' ? { retries: undefined } : {};
-    return this.writeRecord(message, { state, ended: waits ? undefined : now, started: details.started, worker: details.worker, ...retries, ...failure }, waits && message.eta ? message.eta - now : 0);
+    const waits = state === 'scheduled';
+    return this.writeRecord(message, { state, ended: waits ? undefined : now, started: details.started, worker: details.worker, ...failure }, waits && message.eta ? message.eta - now : 0);
   }
 
   /**
@@ -884,7 +887,7 @@ export class Huey {
     const delay = message.retryDelay;
     await this.emit('retrying', message, error, context);
     const next = { ...message, retries: message.retries - 1, retryDelay: delay * message.retryBackoff };
-    await this.enqueueRetry(dueAt(next, delay > 0 ? Date.now() + delay * 1000 : null), settle);
+    await this.enqueueRetry(dueAt(next, delay > 0 ? Date.now() + delay * 1000 : null), settle, error);
   }
 
   /**
@@ -892,10 +895,12 @@ export class Huey {
    * in one storage step where the storage can: a consumer that dies between
    * the two would otherwise leave the claim to be run again beside its retry.
    */
-  private async enqueueRetry(next: Message, settle?: Settle): Promise<void> {
+  private async enqueueRetry(next: Message, settle?: Settle, cause?: unknown): Promise<void> {
     const now = Date.now();
     const due = next.eta !== null && next.eta > now ? next.eta : null;
-    void this.writeRecord(next, { state: 'retrying', eta: due, enqueued: due === null ? now : undefined }, due === null ? 0 : due - now);
+    // Written before the retry can be taken, so its run's own record comes after.
+    const failure = cause === undefined ? {} : errorFields(cause);
+    void this.writeRecord(next, { state: 'retrying', eta: due, enqueued: due === null ? now : undefined, ...failure }, due === null ? 0 : due - now);
     const storage = settle?.storage;
     // In one step only where the retry goes to the storage the claim came from.
     if (!settle || !storage || settle.acked || !storage.retryAndAck || this.immediateMode || storage !== this.storageOf(next)) {
@@ -933,7 +938,7 @@ export class Huey {
     // Huey's order: rate-limited (for a full limit), retrying, then scheduled or enqueued as the copy is written.
     if (request instanceof RateLimitExceeded) await this.emit('rate-limited', message, request, context);
     await this.emit('retrying', message, request, context);
-    await this.enqueueRetry(next, settle);
+    await this.enqueueRetry(next, settle, request);
     return { status: 'retrying', error: request };
   }
 
@@ -1187,8 +1192,15 @@ export class Huey {
     return hook;
   }
 
-  /** Give a message the headers of the enqueue hooks, unless it has its own (a retry keeps its first). */
+  /**
+   * Give a message the headers of the enqueue hooks, unless it has its own (a
+   * retry keeps its first). A message for a queue this instance does not know
+   * is refused: no consumer of it would serve that queue (declare it with `huey.queue()`).
+   */
   private stamp(message: Message): Message {
+    if (message.queue !== undefined && !this.queueRegistry.has(message.queue)) {
+      throw new ConfigurationError(`queue "${message.queue}" is not declared: declare it with huey.queue("${message.queue}") in the module that defines the tasks, so that consumers know it`);
+    }
     if (this.enqueueHooks.length === 0 || message.headers) return message;
     const headers: Record<string, string> = {};
     for (const hook of this.enqueueHooks) hook(headers, message);

@@ -48,11 +48,13 @@ export function onQueue(message: Message, queue: string): Message {
  * (`huey retry`, the dashboard) sends it to the queue it belongs on.
  * Messages that do not read back as task messages stay too.
  */
-export async function migrateQueues(huey: Huey, options: { dryRun?: boolean } = {}): Promise<Migration> {
+export async function migrateQueues(huey: Huey, options: { dryRun?: boolean; fromShards?: number } = {}): Promise<Migration> {
   const migration: Migration = { queued: {}, scheduled: {}, seen: 0 };
   const names = new Map<Storage, string>();
   for (const queue of huey.queueNames) {
-    huey.queueStorages(queue).forEach((storage, shard) => names.set(storage, shard === 0 ? queue : `${queue}#${shard}`));
+    // A queue whose shards were cut keeps messages in shards past its count: read those too.
+    const shards = Math.max(huey.shardCount(queue), options.fromShards ?? 1);
+    for (let shard = 0; shard < shards; shard++) names.set(huey.storageFor(queue, shard), shard === 0 ? queue : `${queue}#${shard}`);
   }
   const count = (tally: Record<string, number>, from: Storage, to: Storage) => {
     const key = `${names.get(from)} → ${names.get(to) ?? '?'}`;
@@ -88,21 +90,21 @@ async function moveQueued(huey: Huey, from: Storage, dryRun: boolean, migration:
     }
     return;
   }
-  const owner = `migrate.${randomBytes(4).toString('hex')}`;
-  await from.renewLeases([owner], LEASE_MS);
-  const staying: Claim[] = [];
+  // Each batch is claimed under an owner of its own, so that acking a mover looks through
+  // that batch only, and what stays goes back in bulk: linear in the queue's length.
+  const run = `migrate.${randomBytes(4).toString('hex')}`;
+  const owners: string[] = [];
   try {
     for (;;) {
-      const claims = await from.dequeueMany(owner, BATCH, 0);
+      const owner = `${run}.${owners.length}`;
+      owners.push(owner);
+      await from.renewLeases(owners, LEASE_MS);
+      const claims: Claim[] = await from.dequeueMany(owner, BATCH, 0);
       if (claims.length === 0) break;
-      await from.renewLeases([owner], LEASE_MS);
       for (const claim of claims) {
         migration.seen++;
         const target = destination(huey, from, claim.data);
-        if (!target) {
-          staying.push(claim);
-          continue;
-        }
+        if (!target) continue;
         // Enqueued where it belongs before it leaves: a crash in between leaves a copy, never nothing.
         await target.to.enqueue(target.data, target.message.priority);
         await from.ack(claim);
@@ -110,9 +112,10 @@ async function moveQueued(huey: Huey, from: Storage, dryRun: boolean, migration:
       }
     }
   } finally {
-    // Back at the front, in the order they were in, ahead of anything enqueued meanwhile.
-    if (staying.length > 0) await from.release(staying);
-    if ((await from.claimed(owner)).length === 0) await from.dropLeases([owner]);
+    // What stays goes back to the front in the order it was in, ahead of anything enqueued
+    // meanwhile: the last batch first, so the first ends up in front.
+    for (const owner of [...owners].reverse()) await from.requeue(owner);
+    await from.dropLeases(owners);
   }
 }
 

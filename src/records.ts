@@ -47,15 +47,9 @@ export function stateOf(outcome: Outcome): TaskState {
   }
 }
 
-/**
- * The fields a record is written with, as strings, absent values left out;
- * with the message's retries unless `fields` sets them (or leaves them out
- * with `retries: undefined`: a failed run that will be retried does, since
- * its retry, written before, carries the count left).
- */
+/** The fields a record is written with, as strings, absent values left out, with the message's name, queue and retries left. */
 export function recordFields(message: Message, fields: Record<string, string | number | null | undefined>): Record<string, string> {
-  const written: Record<string, string> = { name: message.name, queue: message.queue ?? DEFAULT_QUEUE };
-  if (!('retries' in fields)) written.retries = String(message.retries);
+  const written: Record<string, string> = { name: message.name, queue: message.queue ?? DEFAULT_QUEUE, retries: String(message.retries) };
   for (const [key, value] of Object.entries(fields)) if (value !== null && value !== undefined) written[key] = String(value);
   return written;
 }

@@ -48,7 +48,7 @@ const STORAGES: Record<string, () => Storage> = {
 
 /** A Huey with a task on each of three queues, each run noting its name in `ran`. */
 function threeQueues(storage: Storage) {
-  const huey = new Huey(`app${++instances}`, { storage });
+  const huey = new Huey(`app${++instances}`, { storage, records: true });
   huey.queue('critical');
   huey.queue('bulk');
   const ran: string[] = [];
@@ -211,6 +211,30 @@ describe('named queues on Redis', () => {
     }
   });
 
+  it('waits, without spinning, while every queue a consumer serves is paused, and goes on when one resumes', async () => {
+    const { huey, batch } = threeQueues(new RedisStorage(`allpaused${++instances}`, { url: redis.url }));
+    const consumer = new Consumer(huey, { workers: 1, queues: ['bulk'] });
+    try {
+      await huey.pause('bulk');
+      await consumer.start();
+      const held = batch(4);
+      await held.enqueued;
+      // A worker spinning on its paused queues would starve the event loop: no timer would fire.
+      const ticks = await new Promise<number>((resolve) => {
+        let n = 0;
+        const timer = setInterval(() => ++n === 10 && (clearInterval(timer), resolve(n)), 50);
+      });
+      assert.equal(ticks, 10);
+      assert.equal(await huey.pendingCount('bulk'), 1);
+      await huey.resume('bulk');
+      assert.equal(await held.get({ blocking: true, timeout: 10 }), 4);
+    } finally {
+      await consumer.stop();
+      await huey.flush();
+      await huey.close();
+    }
+  });
+
   it('moves due delayed tasks of every queue it serves, each to its own queue', async () => {
     const { huey, urgent, batch } = threeQueues(new RedisStorage(`due${++instances}`, { url: redis.url }));
     const consumer = new Consumer(huey, { workers: 1, queues: ['bulk'], schedulerInterval: 0.5 });
@@ -304,6 +328,9 @@ describe('named queues on Redis', () => {
       return a + b;
     });
     assert.throws(() => add.schedule({ args: [1, 2], delay: 0, queue: 'no#shard' }), ConfigurationError);
+    // A queue no module declares would be served by no consumer: refused at the call.
+    assert.throws(() => add.schedule({ args: [1, 2], delay: 0, queue: 'adhoc' }), /queue "adhoc" is not declared: declare it with huey.queue\("adhoc"\)/);
+    assert.throws(() => add.s(1, 2).with({ queue: 'adhoc' }) && huey.enqueue(add.s(1, 2).with({ queue: 'adhoc' })), /not declared/);
   });
 });
 

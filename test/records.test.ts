@@ -33,7 +33,7 @@ const STORAGES: Record<string, () => Storage> = {
 };
 
 function app(storage: Storage, options: { records?: boolean } = {}) {
-  const huey = new Huey(`records${++instances}`, { storage, ...options });
+  const huey = new Huey(`records${++instances}`, { storage, records: true, ...options });
   huey.queue('reports');
   const add = huey.task()(function add(a: number, b: number) {
     return a + b;
@@ -131,8 +131,8 @@ for (const [kind, make] of Object.entries(STORAGES)) {
       }
     });
 
-    it('keeps no records with records: false', async () => {
-      const { huey, add } = app(make(), { records: false });
+    it('keeps no records with records: false (the default)', async () => {
+      const { huey, add } = app(make(), { records: undefined });
       try {
         const sum = add(1, 1);
         await sum.enqueued;
@@ -149,7 +149,7 @@ for (const [kind, make] of Object.entries(STORAGES)) {
 
 describe('task records through a consumer and the CLI', () => {
   it('shows a long run as running, then its end; huey status and huey failed read them', async () => {
-    const huey = new Huey('fixture-records', { storage: new RedisStorage('fixture-records', { url: redis.url }) });
+    const huey = new Huey('fixture-records', { storage: new RedisStorage('fixture-records', { url: redis.url }), records: true });
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const slow = huey.task()(async function slow() {

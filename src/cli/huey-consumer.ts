@@ -14,7 +14,8 @@ import { HueyError } from '../errors.js';
 const argv = yargs(hideBin(process.argv))
   .scriptName('huey-consumer')
   .usage('$0 MODULE.EXPORT [options]\n\nRun the consumer for the Huey exported as EXPORT by MODULE (main.huey, examples/simple/main.huey).\nTypeScript modules are loaded through tsx.')
-  .parserConfiguration({ 'boolean-negation': false })
+  // A flag given twice keeps its last value, rather than becoming an array no option expects.
+  .parserConfiguration({ 'boolean-negation': false, 'duplicate-arguments-array': false })
   .positional('huey', { type: 'string', describe: 'MODULE.EXPORT of the Huey instance' })
   .demandCommand(1, 'give the Huey as MODULE.EXPORT, for example main.huey')
   .options({

@@ -128,10 +128,15 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
   },
   migrate: {
     describe: 'Move waiting and scheduled tasks to the queue (and shard) they belong on now: after giving tasks a queue, or changing a queue\'s shards. Consumers may keep running',
-    options: (y) => y.option('dry-run', { type: 'boolean', default: false, describe: 'Only count what would move' }),
+    options: (y) =>
+      y
+        .option('dry-run', { type: 'boolean', default: false, describe: 'Only count what would move' })
+        .option('from-shards', { type: 'number', describe: 'After cutting a queue\'s shards: the count before, whose shards past the new count are read too' }),
     run: async (huey, argv) => {
       const dryRun = argv.dryRun as boolean;
-      const migration = await migrateQueues(huey, { dryRun });
+      const fromShards = argv.fromShards as number | undefined;
+      if (fromShards !== undefined && !(Number.isSafeInteger(fromShards) && fromShards >= 1 && fromShards <= 256)) throw new HueyError('--from-shards must be a whole number from 1 to 256');
+      const migration = await migrateQueues(huey, { dryRun, fromShards });
       const lines = [
         ...Object.entries(migration.queued).map(([route, n]) => `${n} waiting task(s) ${route}`),
         ...Object.entries(migration.scheduled).map(([route, n]) => `${n} scheduled task(s) ${route}`),

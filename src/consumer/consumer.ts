@@ -185,6 +185,10 @@ export class Consumer {
     await this.flushLocksIfAsked();
     this.huey.logger.info(this.banner());
     for (const warning of (await this.huey.storage.setupWarnings?.()) ?? []) this.huey.logger.warn(warning);
+    const unknown = this.queues.filter((queue) => !this.huey.queueNames.includes(queue));
+    if (unknown.length > 0) {
+      this.huey.logger.warn(`serving ${unknown.join(', ')}, which the module neither declares nor names in a task: a typo? (queues it knows: ${this.huey.queueNames.join(', ')})`);
+    }
     // Named queues' storages share the instance's connection, but a cluster routes each to its own master.
     await Promise.all(this.storages.map((storage) => storage.connect()));
     await this.renewLeases();
@@ -194,8 +198,11 @@ export class Consumer {
     this.huey.logger.info(`consumer running with ${this.workerCount} ${this.workerType} worker(s)`);
     const leaseMs = this.leaseSeconds * 1000;
     this.repeat(leaseMs / 3, 'lease renewal', async () => {
-      await this.renewLeases();
+      // Adoption goes on where it can even when one queue's storage could not be renewed.
+      const renewed = this.renewLeases().then(() => undefined, (error: unknown) => error);
       await this.adoptOrphans();
+      const failure = await renewed;
+      if (failure !== undefined) throw failure;
     });
     if (this.workerType !== 'async' && (this.options.healthCheck ?? true)) {
       this.repeat((this.options.healthCheckInterval ?? 10) * 1000, 'health check', async () => {
@@ -237,8 +244,11 @@ export class Consumer {
     return [this.id, ...this.pool.workerIds];
   }
 
+  /** Renew on every queue's storage; one that fails (a cluster master away) does not stop the others. Throws the first failure. */
   private async renewLeases(): Promise<void> {
-    await Promise.all(this.storages.map((storage) => storage.renewLeases(this.owners, this.leaseSeconds * 1000)));
+    const renewed = await Promise.allSettled(this.storages.map((storage) => storage.renewLeases(this.owners, this.leaseSeconds * 1000)));
+    const failed = renewed.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /**
@@ -249,7 +259,16 @@ export class Consumer {
    */
   async adoptOrphans(): Promise<number> {
     let failed = 0;
-    for (const storage of this.storages) failed += await this.adoptFrom(storage);
+    let failure: { error: unknown } | undefined;
+    for (const storage of this.storages) {
+      try {
+        failed += await this.adoptFrom(storage);
+      } catch (error) {
+        // One queue's storage away (a cluster master failing over) must not hold back the others.
+        failure ??= { error };
+      }
+    }
+    if (failure) throw failure.error;
     return failed;
   }
 
@@ -410,18 +429,19 @@ export class Consumer {
    * ends failed after `maxStalls` deaths instead of killing workers for ever.
    */
   async settleDeadWorker(workerId: string, running: readonly string[], causeOf: (taskId: string) => Error): Promise<void> {
-    for (const storage of this.storages) await this.settleDeadWorkerIn(storage, workerId, running, causeOf);
+    // The worker's run slots, shared by all its queues: a batch comes from one queue at a time.
+    const slots = { left: this.concurrency };
+    for (const storage of this.storages) await this.settleDeadWorkerIn(storage, workerId, running, causeOf, slots);
   }
 
-  private async settleDeadWorkerIn(storage: Storage, workerId: string, running: readonly string[], causeOf: (taskId: string) => Error): Promise<void> {
+  private async settleDeadWorkerIn(storage: Storage, workerId: string, running: readonly string[], causeOf: (taskId: string) => Error, slots: { left: number }): Promise<void> {
     const { maxStalls } = this;
     const putBack: Claim[] = [];
     // Oldest first: runs start in claim order, so only the oldest `concurrency` claims held run
     // slots; those not reported may have been running unreported, and count a stall. The ones
     // after them were only claimed ahead.
-    let slots = this.concurrency;
     for (const claim of (await storage.claimed(workerId)).reverse()) {
-      const inSlot = slots-- > 0;
+      const inSlot = slots.left-- > 0;
       let message = await this.readClaim(storage, claim);
       if (!message) continue;
       let cause: Error | undefined;

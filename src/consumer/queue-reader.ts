@@ -42,6 +42,8 @@ export class QueueReader {
   private idle = false;
   /** Inside `take`: what a wait brings now is this worker's to run. */
   private taking = false;
+  /** A failure met outside `collect` (a give-back that failed), thrown by the next take. */
+  private failure?: { error: unknown };
 
   constructor(
     huey: Huey,
@@ -55,6 +57,11 @@ export class QueueReader {
   /** The queue names, in the order served. */
   get queues(): string[] {
     return this.groups.map((group) => group[0]!.queue);
+  }
+
+  /** True when every queue of this worker is paused by itself: the worker then waits as for a whole pause. */
+  get allPaused(): boolean {
+    return this.groups.every((group) => this.paused.has(group[0]!.queue));
   }
 
   /** True when every source's storage can wait for work itself. */
@@ -72,6 +79,22 @@ export class QueueReader {
       return await this.takeNext(count, timeoutMs);
     } finally {
       this.taking = false;
+      // What other waits brought meanwhile is of queues later in order: back to their fronts, for idle workers.
+      await this.releaseBrought();
+    }
+  }
+
+  /** Give back what ended waits brought and no take took. */
+  private async releaseBrought(): Promise<void> {
+    for (const [source, wait] of this.waits) {
+      if (!wait.claims || wait.claims.length === 0) continue;
+      this.waits.delete(source);
+      try {
+        await source.storage.release(wait.claims);
+      } catch (error) {
+        // Still claimed: the worker's next requeue (it is about to meet the same failure) puts them back.
+        this.failure ??= { error };
+      }
     }
   }
 
@@ -143,7 +166,8 @@ export class QueueReader {
    * others are collected next time), and what came from a paused queue goes back.
    */
   private async collect(): Promise<Take | null> {
-    let failure: { error: unknown } | undefined;
+    let failure = this.failure;
+    this.failure = undefined;
     let taken: Take | null = null;
     for (const source of this.sources) {
       const wait = this.waits.get(source);
@@ -163,9 +187,13 @@ export class QueueReader {
         taken = { source, claims: wait.claims! };
       }
     }
-    if (taken) return taken;
-    if (failure) throw failure.error;
-    return null;
+    if (failure) {
+      // A failed wait (its reply lost: it may have claimed on the server) surfaces now, so the
+      // worker puts back whatever it holds; what a wait did bring is put back with it.
+      if (taken) this.waits.set(taken.source, { done: Promise.resolve(), claims: taken.claims });
+      throw failure.error;
+    }
+    return taken;
   }
 
   /** The sources of one queue, starting at its turn (shards take turns). */
@@ -190,6 +218,8 @@ export class QueueReader {
 
   /** Put every message this worker holds claimed, on every source, back at the front. Returns how many. */
   async requeue(): Promise<number> {
+    // Claims ended waits hold are among those put back: they must not also be run from here.
+    for (const [source, wait] of this.waits) if (wait.claims !== undefined || wait.error !== undefined) this.waits.delete(source);
     let requeued = 0;
     for (const source of this.sources) requeued += await source.storage.requeue(this.workerId);
     return requeued;

@@ -124,11 +124,15 @@ export class Reporter {
     }
   }
 
-  /** Write once a second until `stop()`. */
-  start(): void {
+  /**
+   * Write once a second until `stop()`. Resolves once the first write has
+   * read the pause flags, so a worker starting while its queue is paused
+   * takes nothing.
+   */
+  start(): Promise<void> {
     this.timer ??= setInterval(() => void this.write(), this.intervalMs);
     this.timer.unref();
-    void this.write();
+    return this.write();
   }
 
   /** Write a last time and forget this worker's status: it is gone. */

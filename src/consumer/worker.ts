@@ -186,7 +186,7 @@ export class Worker {
     let delay = this.delay;
     let errorDelay = this.delay;
     let holdsStaleClaims = false;
-    this.reporter.start();
+    await this.reporter.start();
     while (!this.stopping) {
       let worked = false;
       let failed = false;
@@ -202,7 +202,7 @@ export class Worker {
         }
         this.throwFailure();
         this.reader.paused = this.reporter.pausedQueues;
-        if (this.reporter.paused && !this.ahead) {
+        if ((this.reporter.paused || this.reader.allPaused) && !this.ahead) {
           // Paused: start nothing new (runs going finish), and look again shortly.
           await this.settle();
           await this.sleep(PAUSED_CHECK_SECONDS);
@@ -255,13 +255,14 @@ export class Worker {
     await this.allRunsEnded();
     this.stopWatchdog();
     await this.reporter.stop();
+    // No wait may claim after the consumer has put back what this worker holds.
+    const waited = await this.reader.endWaits().catch(() => true);
     if (holdsStaleClaims || this.failure) return; // the consumer puts them back once the storage answers
     try {
       // Messages claimed ahead that never started go back on the queue, once every started run is acked.
       const ahead = this.ahead ? await this.ahead : null;
       this.ahead = undefined;
       await this.settle();
-      const waited = await this.reader.endWaits();
       if (ahead || this.leftUnstarted || waited) await this.reader.requeue();
     } catch (error) {
       this.logger.error(`could not settle this worker's last tasks: ${errorText(error)}`);

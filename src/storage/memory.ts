@@ -36,6 +36,7 @@ export class MemoryStorage implements Storage {
   private stalls = new Map<string, number>();
   /** Each task's record, and when it lapses (ms since the epoch). */
   private records = new Map<string, { fields: Record<string, string>; expiresAt: number }>();
+  private recordWrites = 0;
 
   /** The storages of named queues, made on first use; see `forQueue`. */
   private queueStorages = new Map<string, MemoryStorage>();
@@ -416,6 +417,8 @@ export class MemoryStorage implements Storage {
 
   async writeRecord(id: string, fields: Readonly<Record<string, string>>, ttlMs: number): Promise<void> {
     const now = Date.now();
+    // Lapsed records are read as absent; every so many writes they are also dropped, so the map stays bounded.
+    if (++this.recordWrites % 1000 === 0) for (const [key, kept] of this.records) if (kept.expiresAt <= now) this.records.delete(key);
     const kept = this.records.get(id);
     const merged = { ...(kept && kept.expiresAt > now ? kept.fields : {}), ...fields };
     this.records.set(id, { fields: merged, expiresAt: now + Math.max(1, ttlMs) });

@@ -75,6 +75,9 @@ const SCHEMA = (t: string) => `
 
 type Row = Record<string, unknown>;
 
+/** Lapsed records are deleted once every this many record writes. */
+const RECORD_PRUNE_EVERY = 1000;
+
 /**
  * While a dequeue waits, the instance looks whether another connection has
  * committed (`PRAGMA data_version`, a read of the shared WAL index) when the
@@ -140,6 +143,7 @@ export class SqliteStorage implements Storage {
   private walCheck?: NodeJS.Timeout;
   /** Counts closes: a wait that outlives one must not reopen the file. */
   private closes = 0;
+  private recordWrites = 0;
 
   /** The storages of this instance's named queues, made on first use; see `forQueue`. */
   private readonly queueStorages = new Map<string, SqliteStorage>();
@@ -701,6 +705,8 @@ export class SqliteStorage implements Storage {
 
   async writeRecord(id: string, fields: Readonly<Record<string, string>>, ttlMs: number): Promise<void> {
     const now = Date.now();
+    // Lapsed records are read as absent; every so many writes they are also deleted, so the table stays bounded.
+    if (++this.recordWrites % RECORD_PRUNE_EVERY === 0) this.sql('DELETE FROM "$t_records" WHERE expires_at <= ?').run(now);
     this.atomically(() => {
       const row = this.sql('SELECT fields FROM "$t_records" WHERE id = ? AND expires_at > ?').get(id, now) as Row | undefined;
       const merged = { ...(row ? (JSON.parse(String(row.fields)) as Record<string, string>) : {}), ...fields };
