@@ -165,6 +165,8 @@ const sharedKey = (key: string) => `kv:${key}`;
 const WRAPPED = new WeakMap<object, { fn: (...args: unknown[]) => unknown; name: string; thisArg?: () => unknown }>();
 /** Set while the queue is paused (by `huey.pause()`), to when it was paused. */
 const PAUSED_KEY = 'paused';
+/** The largest message a failed task's record keeps for `requeue`, in characters. */
+const MAX_KEPT_MESSAGE = 64 * 1024;
 /** `paused` for the whole instance, `paused:<queue>` for one queue. */
 const pausedKey = (queue?: string) => (queue === undefined ? PAUSED_KEY : `${PAUSED_KEY}:${checkQueueName(queue)}`);
 
@@ -607,7 +609,38 @@ export class Huey {
     if (state === 'retrying') return NOTHING;
     const failure = 'error' in outcome && outcome.error !== undefined ? errorFields(outcome.error) : {};
     const waits = state === 'scheduled';
-    return this.writeRecord(message, { state, ended: waits ? undefined : now, started: details.started, worker: details.worker, ...failure }, waits && message.eta ? message.eta - now : 0);
+    // A task that failed for good keeps its message, so that `requeue` can run it again.
+    const kept = state === 'failed' ? this.keptMessage(message) : undefined;
+    return this.writeRecord(message, { state, ended: waits ? undefined : now, started: details.started, worker: details.worker, message: kept, ...failure }, waits && message.eta ? message.eta - now : 0);
+  }
+
+  /** The message as a failed task's record keeps it, or undefined when it is too large to keep there. */
+  private keptMessage(message: Message): string | undefined {
+    try {
+      const data = this.serializeMessage(message);
+      return data.length <= MAX_KEPT_MESSAGE ? data : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Run again a task that failed for good, from its record (RQ's requeue of
+   * the failed registry): enqueued now with its id, so its record and result
+   * are replaced by the new run's. Resolves to false when its record is gone,
+   * is not failed, or kept no message (over 64 KiB).
+   */
+  async requeue(id: string, options: { queue?: string } = {}): Promise<boolean> {
+    if (options.queue !== undefined) checkQueueName(options.queue);
+    for (const storage of this.resultStorages(id, options.queue)) {
+      const fields = await storage.readRecord(id);
+      if (!fields) continue;
+      if (fields.state !== 'failed' || fields.message === undefined) return false;
+      const message = this.deserializeMessage(fields.message);
+      await this.enqueue({ ...message, eta: null });
+      return true;
+    }
+    return false;
   }
 
   /**

@@ -90,6 +90,15 @@ for (const [kind, make] of Object.entries(STORAGES)) {
         assert.deepEqual(await huey.storageFor('reports').failedRecords(), [failing.id]);
         assert.deepEqual(await huey.storage.failedRecords(), []);
         assert.equal(await huey.status('no-such-id'), null);
+
+        // Requeued from its record: it waits again, leaves the failed list, runs, and fails again.
+        assert.equal(await huey.requeue(sum.id), false, 'only a failed task is requeued');
+        assert.equal(await huey.requeue(failing.id), true);
+        assert.equal((await failing.status())?.state, 'enqueued');
+        assert.deepEqual(await huey.storageFor('reports').failedRecords(), []);
+        await drain(worker);
+        assert.equal((await failing.status())?.state, 'failed');
+        assert.deepEqual(await huey.storageFor('reports').failedRecords(), [failing.id]);
       } finally {
         await huey.flush();
         await huey.close();
@@ -188,6 +197,13 @@ describe('task records through a consumer and the CLI', () => {
       assert.match(unknown.stdout, /no record of task nope/);
       const failed = await cli('failed', 'test/fixtures/records.huey');
       assert.match(failed.stdout, new RegExp(`${failing.id}  broken  \\[default\\]  RangeError: out of range`));
+      const firstEnd = (await failing.status())!.ended!.getTime();
+      const requeued = await cli('requeue', 'test/fixtures/records.huey', '--all', '--task', 'broken');
+      assert.match(requeued.stdout, /requeued 1 failed task\(s\)/);
+      // The consumer runs it again, and it fails again: a newer end.
+      while (!((await failing.status())?.state === 'failed' && (await failing.status())!.ended!.getTime() > firstEnd) && Date.now() < deadline + 10_000) await sleep(20);
+      assert.ok((await failing.status())!.ended!.getTime() > firstEnd, 'ran again');
+      assert.equal((await cli('requeue', 'test/fixtures/records.huey', 'nope')).code, 2);
     } finally {
       release();
       await consumer.stop();

@@ -228,6 +228,38 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
       return { data: statuses, text: text || 'no failed tasks' };
     },
   },
+  requeue: {
+    describe: 'Run again tasks that failed for good, from their records: one by id, or --all (of one --task, one --queue)',
+    args: '[id]',
+    options: (y) =>
+      y
+        .option('all', { type: 'boolean', default: false, describe: 'Every failed task (see huey failed)' })
+        .option('queue', queueOption)
+        .option('task', { type: 'string', describe: 'Only this task' }),
+    run: async (huey, argv) => {
+      const queue = knownQueue(huey, argv);
+      if (argv.id !== undefined && argv.all) throw new HueyError('give an id or --all, not both');
+      if (argv.id === undefined && !argv.all) throw new HueyError('give the id of a failed task, or --all');
+      if (argv.id !== undefined) {
+        const id = String(argv.id);
+        const done = await huey.requeue(id, { queue });
+        return done
+          ? { data: { requeued: [id] }, text: `requeued ${id}` }
+          : { data: { requeued: [] }, text: `no failed task ${id} with its message kept (see huey failed)`, code: 2 };
+      }
+      const requeued: string[] = [];
+      for (const name of queue === undefined ? huey.queueNames : [queue]) {
+        for (const storage of huey.queueStorages(name)) {
+          for (const id of await storage.failedRecords(10_000)) {
+            const status = await huey.status(id, { queue: name });
+            if (argv.task !== undefined && status?.name !== argv.task) continue;
+            if (await huey.requeue(id, { queue: name })) requeued.push(id);
+          }
+        }
+      }
+      return { data: { requeued }, text: `requeued ${requeued.length} failed task(s)` };
+    },
+  },
   revoke: {
     describe: 'Skip the task with this id when a worker picks it up',
     args: '<id>',
