@@ -603,6 +603,7 @@ export class Huey {
 
   /** Record how a run ended (or, for `scheduled`, that it went back to wait). */
   recordOutcome(message: Message, outcome: Outcome, details: { started?: number; worker?: string } = {}): Promise<void> {
+    if (!this.records) return NOTHING;
     const now = Date.now();
     const state = stateOf(outcome);
     // A retry wrote its record as it was enqueued; its next run may already have written its own.
