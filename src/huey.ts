@@ -288,6 +288,11 @@ export class Huey {
     return Array.from({ length: this.queueRegistry.shardCount(queue) }, (_, shard) => this.storageFor(queue, shard));
   }
 
+  /** The storage of every shard of `queue` (of every queue this instance knows, when not given), with its queue's name. */
+  queueSources(queue?: string): Array<{ readonly queue: string; readonly storage: Storage }> {
+    return (queue === undefined ? this.queueNames : [queue]).flatMap((name) => this.queueStorages(name).map((storage) => ({ queue: name, storage })));
+  }
+
   /** Where a task's messages and result live: its queue's storage (its shard's, by id). */
   storageOf(task: { readonly id: string; readonly queue?: string }): Storage {
     const queue = task.queue ?? DEFAULT_QUEUE;
@@ -601,6 +606,12 @@ export class Huey {
       .catch((error: unknown) => this.logger.debug(`could not write the record of ${message.name} ${message.id}: ${errorText(error)}`));
   }
 
+  /** A run still going after a turn of the event loop shows as running; a quick one only as its end (clear the returned handle then). */
+  private markRunning(message: Message, worker?: string): NodeJS.Immediate {
+    const started = Date.now();
+    return setImmediate(() => void this.writeRecord(message, { state: 'running', started, worker }));
+  }
+
   /** Record how a run ended (or, for `scheduled`, that it went back to wait). */
   recordOutcome(message: Message, outcome: Outcome, details: { started?: number; worker?: string } = {}): Promise<void> {
     if (!this.records) return NOTHING;
@@ -684,7 +695,8 @@ export class Huey {
    */
   async execute(message: Message, now = Date.now(), claim?: Claim, options: ExecuteOptions = {}): Promise<Outcome> {
     const settle = claim ? { claim, storage: options.storage ?? this.storageOf(message), acked: false } : undefined;
-    const started = Date.now();
+    // Only records need the start: a run without them reads no extra clock.
+    const started = this.records ? Date.now() : undefined;
     let outcome: Outcome;
     try {
       outcome = await this.run(message, now, settle, options);
@@ -767,9 +779,7 @@ export class Huey {
     let value: unknown;
     let failure: unknown;
     let failed = false;
-    // A run still going after a turn of the event loop shows as running; a quick one only as its end.
-    const started = Date.now();
-    const running = this.records ? setImmediate(() => void this.writeRecord(message, { state: 'running', started, worker: settle?.claim.workerId })) : undefined;
+    const running = this.records ? this.markRunning(message, settle?.claim.workerId) : undefined;
     try {
       value = await definition.invoke(message, context, abort);
     } catch (error) {

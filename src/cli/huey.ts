@@ -12,12 +12,12 @@ import { ConsoleLog } from '../consumer/log.js';
 import { ACTIONS } from '../dashboard/actions.js';
 import { escapeControls, isCorrupt, readPending, readScheduled, type CorruptItem } from '../dashboard/read-items.js';
 import { startDashboard } from '../dashboard/server.js';
-import { takeSnapshot } from '../dashboard/snapshot.js';
+import { readDeadLetters, takeSnapshot } from '../dashboard/snapshot.js';
 import { HueyError } from '../errors.js';
 import type { Huey } from '../huey.js';
 import type { Message } from '../message.js';
 import { migrateQueues } from '../migrate.js';
-import type { DeadLetter } from '../storage/storage.js';
+import type { TaskStatus } from '../records.js';
 
 /** What a command gives back: printed as JSON with --json, else as the text. */
 interface Output {
@@ -160,12 +160,7 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
     describe: 'Messages set aside because they could not run, newest first',
     options: (y) => y.option('limit', { type: 'number', default: 100, describe: 'Show at most this many' }).option('queue', queueOption),
     run: async (huey, argv) => {
-      const queue = knownQueue(huey, argv);
-      const letters: Array<DeadLetter & { queue: string }> = [];
-      for (const name of queue === undefined ? huey.queueNames : [queue]) {
-        for (const storage of huey.queueStorages(name)) letters.push(...(await storage.deadLetters(argv.limit as number)).map((letter) => ({ ...letter, queue: name })));
-      }
-      letters.sort((a, b) => b.at - a.at).splice(argv.limit as number);
+      const letters = await readDeadLetters(huey, argv.limit as number, knownQueue(huey, argv));
       const text = letters.map((letter) => `${new Date(letter.at).toISOString()}  [${letter.queue}]  ${escapeControls(letter.reason)}\n  ${escapeControls(letter.data)}`).join('\n');
       // For scripts, the message as a JSON value rather than a string to parse again; what is not JSON stays text.
       const data = letters.map((letter) => ({ at: new Date(letter.at).toISOString(), queue: letter.queue, reason: letter.reason, ...asJson(letter.data) }));
@@ -211,17 +206,7 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
         .option('queue', queueOption)
         .option('task', { type: 'string', describe: 'Only this task' }),
     run: async (huey, argv) => {
-      const queue = knownQueue(huey, argv);
-      const statuses = [];
-      for (const name of queue === undefined ? huey.queueNames : [queue]) {
-        for (const storage of huey.queueStorages(name)) {
-          for (const id of await storage.failedRecords(argv.limit as number)) {
-            const status = await huey.status(id, { queue: name });
-            if (status && (argv.task === undefined || status.name === argv.task)) statuses.push(status);
-          }
-        }
-      }
-      statuses.sort((a, b) => (b.ended?.getTime() ?? 0) - (a.ended?.getTime() ?? 0)).splice(argv.limit as number);
+      const statuses = await failedTasks(huey, argv.limit as number, knownQueue(huey, argv), argv.task as string | undefined);
       const text = statuses
         .map((s) => `${s.ended ? s.ended.toISOString() : '–'}  ${escapeControls(s.id)}  ${escapeControls(s.name)}  [${escapeControls(s.queue)}]  ${s.error ? escapeControls(`${s.error.name}: ${s.error.message}`) : ''}`)
         .join('\n');
@@ -248,14 +233,8 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
           : { data: { requeued: [] }, text: `no failed task ${id} with its message kept (see huey failed)`, code: 2 };
       }
       const requeued: string[] = [];
-      for (const name of queue === undefined ? huey.queueNames : [queue]) {
-        for (const storage of huey.queueStorages(name)) {
-          for (const id of await storage.failedRecords(10_000)) {
-            const status = await huey.status(id, { queue: name });
-            if (argv.task !== undefined && status?.name !== argv.task) continue;
-            if (await huey.requeue(id, { queue: name })) requeued.push(id);
-          }
-        }
+      for (const status of await failedTasks(huey, 10_000, queue, argv.task as string | undefined)) {
+        if (await huey.requeue(status.id, { queue: status.queue })) requeued.push(status.id);
       }
       return { data: { requeued }, text: `requeued ${requeued.length} failed task(s)` };
     },
@@ -329,14 +308,13 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
     options: (y) => y.option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'Do not ask' }).option('queue', queueOption),
     run: async (huey, argv) => {
       const queue = knownQueue(huey, argv);
-      const queues = queue === undefined ? huey.queueNames : [queue];
       let pending = 0;
-      for (const name of queues) pending += await huey.pendingCount(name);
+      for (const { storage } of huey.queueSources(queue)) pending += await storage.queueSize();
       const where = queue === undefined ? `"${huey.name}"` : `queue ${queue} of "${huey.name}"`;
       if (!argv.yes && !(await confirm(`drop ${pending} pending task(s) of ${where}?`))) {
         return { data: { purged: 0 }, text: 'nothing dropped', code: 1 };
       }
-      for (const name of queues) for (const storage of huey.queueStorages(name)) await storage.flushQueue();
+      for (const { storage } of huey.queueSources(queue)) await storage.flushQueue();
       return { data: { purged: pending }, text: `dropped ${pending} pending task(s)` };
     },
   },
@@ -369,7 +347,7 @@ async function isKnownTask(huey: Huey, id: string): Promise<boolean> {
   };
   const statuses = await huey.storage.statuses();
   if (Object.values(statuses).some((status) => status.includes(quoted))) return true;
-  for (const storage of huey.queueNames.flatMap((queue) => huey.queueStorages(queue))) {
+  for (const { storage } of huey.queueSources()) {
     for (const workerId of Object.keys(statuses)) {
       if ((await storage.claimed(workerId)).some((claim) => holds(claim.data))) return true;
     }
@@ -379,6 +357,18 @@ async function isKnownTask(huey: Huey, id: string): Promise<boolean> {
 }
 
 const queueOption = { alias: 'Q', type: 'string', describe: 'Only this queue' } as const;
+
+/** The tasks of `queue` (of every queue) that failed for good, of `task` if given, the latest to end first, at most `limit`. */
+async function failedTasks(huey: Huey, limit: number, queue?: string, task?: string): Promise<TaskStatus[]> {
+  const statuses: TaskStatus[] = [];
+  for (const source of huey.queueSources(queue)) {
+    for (const id of await source.storage.failedRecords(limit)) {
+      const status = await huey.status(id, { queue: source.queue });
+      if (status && (task === undefined || status.name === task)) statuses.push(status);
+    }
+  }
+  return statuses.sort((a, b) => (b.ended?.getTime() ?? 0) - (a.ended?.getTime() ?? 0)).slice(0, limit);
+}
 
 /** The --queue given, refused unless the instance knows it (a mistyped name would show nothing, or pause nothing). */
 function knownQueue(huey: Huey, argv: Record<string, unknown>): string | undefined {

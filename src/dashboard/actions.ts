@@ -45,7 +45,7 @@ export const UNTARGETED = new Set(['pause', 'resume']);
  * same id, so its result replaces the stored error).
  */
 async function retryTask(huey: Huey, id: string): Promise<string> {
-  for (const storage of huey.queueNames.flatMap((queue) => huey.queueStorages(queue))) {
+  for (const { storage } of huey.queueSources()) {
     for (const letter of await storage.deadLetters()) {
       let message: Message;
       try {

@@ -36,12 +36,10 @@ export async function readScheduled(huey: Huey, limit?: number, queue?: string):
 
 async function readQueues(huey: Huey, limit: number | undefined, queue: string | undefined, read: (storage: Storage, left?: number) => Promise<string[]>) {
   const items: Array<Message | CorruptItem> = [];
-  for (const name of queue === undefined ? huey.queueNames : [queue]) {
-    for (const storage of huey.queueStorages(name)) {
-      const left = limit === undefined ? undefined : limit - items.length;
-      if (left !== undefined && left <= 0) return items;
-      items.push(...readEach(huey, await read(storage, left), name));
-    }
+  for (const source of huey.queueSources(queue)) {
+    const left = limit === undefined ? undefined : limit - items.length;
+    if (left !== undefined && left <= 0) break;
+    items.push(...readEach(huey, await read(source.storage, left), source.queue));
   }
   return items;
 }

@@ -101,12 +101,10 @@ async function readQueues(huey: Huey): Promise<Array<Omit<QueueRow, 'runs' | 'wo
   return rows.map((row) => ({ ...row, paused: paused.queues.has(row.name) }));
 }
 
-/** The newest dead letters of every queue, newest first. */
-async function readDeadLetters(huey: Huey, limit: number): Promise<Array<DeadLetter & { queue: string }>> {
+/** The newest dead letters of `queue` (of every queue when not given), newest first. */
+export async function readDeadLetters(huey: Huey, limit: number, queue?: string): Promise<Array<DeadLetter & { queue: string }>> {
   const letters: Array<DeadLetter & { queue: string }> = [];
-  for (const queue of huey.queueNames) {
-    for (const storage of huey.queueStorages(queue)) letters.push(...(await storage.deadLetters(limit)).map((letter) => ({ ...letter, queue })));
-  }
+  for (const source of huey.queueSources(queue)) letters.push(...(await source.storage.deadLetters(limit)).map((letter) => ({ ...letter, queue: source.queue })));
   return letters.sort((a, b) => b.at - a.at).slice(0, limit);
 }
 
