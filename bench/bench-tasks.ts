@@ -1,8 +1,8 @@
 // The bench's task for worker processes: `huey-consumer bench/bench-tasks.huey -k process`.
 import { RedisHuey } from '../src/index.js';
 
-// BENCH_RECORDS=1 measures huey-ts with task records on (their cost is the difference).
-export const huey = new RedisHuey('bench', { url: process.env.REDIS_URL, records: process.env.BENCH_RECORDS === '1' });
+// Without task records, as scenarios 3a and 3b (3c and 3d measure them).
+export const huey = new RedisHuey('bench', { url: process.env.REDIS_URL, records: false });
 
 export const noop = huey.task()(function noop(data: { n: number }) {
   return { ok: data.n };

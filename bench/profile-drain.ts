@@ -1,5 +1,6 @@
 // One huey-ts drain of 20,000 no-op tasks on its own, optionally profiled (CPU, or
 // sampled allocations when the file ends in .heapprofile); open the file in Chrome DevTools.
+// Prints Redis's busy share and the commands per task. RECORDS=1 keeps task records.
 //   node --import tsx bench/profile-drain.ts [concurrency=50] [out.cpuprofile | out.heapprofile]
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -10,7 +11,7 @@ import { startRedis } from '../test/support/redis-server.js';
 
 const concurrency = Number(process.argv[2] ?? 50);
 const redis = await startRedis();
-const huey = new RedisHuey('profile', { url: redis.url });
+const huey = new RedisHuey('profile', { url: redis.url, records: process.env.RECORDS === '1' });
 let done = 0;
 huey.signal('complete')(() => void done++);
 const noop = huey.task()(function noop(data: { n: number }) {
@@ -25,7 +26,9 @@ const cpu = async () => {
   const info = await admin.info('cpu');
   return Number(/used_cpu_user:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)![1]);
 };
+console.log("records before the drain", (await admin.keys("*record*")).length);
 const cpuBefore = await cpu();
+await admin.configResetStat();
 const consumer = new Consumer(huey, { workers: concurrency, periodic: false, prefetchWindow: Number(process.env.WINDOW ?? 0.01) });
 const session = new Session();
 session.connect();
@@ -47,6 +50,9 @@ if (out) {
   writeFileSync(out, JSON.stringify(profile));
 }
 console.log(`redis busy ${(((await cpu()) - cpuBefore) / elapsed * 100).toFixed(0)}% of the run`);
+const calls = [...(await admin.info('commandstats')).matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)].filter((m) => !['info', 'config|resetstat', 'blmove'].includes(m[1]!));
+const stats = await admin.info("commandstats"); console.log(stats.split("\n").filter((l) => /evalsha|lmove|hmget/.test(l)).join("\n"));
+console.log(`${(calls.reduce((sum, m) => sum + Number(m[2]), 0) / total).toFixed(2)} commands per task: ${calls.map((m) => `${m[1]} ${m[2]}`).join(', ')}`);
 console.log(`${Math.round(total / ((performance.now() - started) / 1000))} tasks/s at concurrency ${concurrency}`);
 await consumer.stop({ graceful: true });
 await huey.close();

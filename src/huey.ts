@@ -133,8 +133,15 @@ export interface ExecuteOptions {
   storage?: Storage;
 }
 
-/** A worker's claim on the message being run, the storage it came from, and whether it was acked yet. */
-type Settle = { claim: Claim; storage: Storage; acked: boolean };
+/**
+ * A worker's claim on the message being run, the storage it came from,
+ * whether it was acked yet, when the run started (with records on), and
+ * whether the run's end was recorded yet (it rides on the final step).
+ */
+type Settle = { claim: Claim; storage: Storage; acked: boolean; started?: number; recorded?: boolean };
+
+/** A run to show as running if it lasts past the turn it started in. */
+type RunMark = { message: Message; started: number; worker: string | undefined };
 
 /** A message's revocation flags as stored: by its id, and by its task's name. */
 export type RevocationFlags = readonly [byId: string | null, byTask: string | null];
@@ -486,7 +493,7 @@ export class Huey {
       else byStorage.set(storage, [{ data, priority: message.priority }]);
     }
     // Sent in the same turn as the enqueue, so they share its round trip.
-    const recorded = items.map(({ message }) => this.writeRecord(message, { state: 'enqueued', created: now, enqueued: now }));
+    const recorded = items.map(({ message }) => this.writeRecord(message, { state: 'enqueued', created: now, enqueued: now }, 0, true));
     for (const [storage, batch] of byStorage) await storage.enqueueMany(batch);
     await Promise.all(recorded);
     for (const { message } of items) this.enqueueCounter.count(message.name);
@@ -572,17 +579,17 @@ export class Huey {
     const now = Date.now();
     const created = retry ? undefined : now;
     if (message.eta !== null && message.eta > now) {
-      const recorded = retry ? NOTHING : this.writeRecord(message, { state: 'scheduled', created, eta: message.eta }, message.eta - now);
+      const recorded = retry ? NOTHING : this.writeRecord(message, { state: 'scheduled', created, eta: message.eta }, message.eta - now, true);
       await this.storageOf(message).addToSchedule(data, message.eta, message.priority);
       await recorded;
       this.enqueueCounter.count(message.name);
       await this.emit('scheduled', message);
     } else if (this.immediateMode) {
-      await this.writeRecord(message, { state: 'enqueued', created, enqueued: now });
+      await this.writeRecord(message, { state: 'enqueued', created, enqueued: now }, 0, true);
       await this.emit('enqueued', message);
       await this.execute(this.deserializeMessage(data));
     } else {
-      const recorded = this.writeRecord(message, { state: retry ? 'retrying' : 'enqueued', created, enqueued: now });
+      const recorded = this.writeRecord(message, { state: retry ? 'retrying' : 'enqueued', created, enqueued: now }, 0, true);
       await this.storageOf(message).enqueue(data, message.priority);
       await recorded;
       this.enqueueCounter.count(message.name);
@@ -599,18 +606,39 @@ export class Huey {
    * task, and never an unhandled rejection. Sent at once, so that a write
    * made in the same turn as a storage step shares its round trip.
    */
-  writeRecord(message: Message, fields: Record<string, string | number | null | undefined>, extraMs = 0): Promise<void> {
+  writeRecord(message: Message, fields: Record<string, string | number | null | undefined>, extraMs = 0, identity = false): Promise<void> {
     if (!this.records) return NOTHING;
-    return this.storageOf(message)
-      .writeRecord(message.id, recordFields(message, fields), this.recordTtl * 1000 + Math.max(0, extraMs))
-      .catch((error: unknown) => this.logger.debug(`could not write the record of ${message.name} ${message.id}: ${errorText(error)}`));
+    const written = this.storageOf(message).writeRecord(message.id, recordFields(message, fields, identity), this.recordTtl * 1000 + Math.max(0, extraMs));
+    // Writes that ride on one step share its promise: one handler for them all, not one per task.
+    if (written !== this.recordWrite.written) {
+      this.recordWrite.written = written;
+      this.recordWrite.handled = written.catch((error: unknown) => this.logger.debug(`could not write task records: ${errorText(error)}`));
+    }
+    return this.recordWrite.handled;
   }
 
-  /** A run still going after a turn of the event loop shows as running; a quick one only as its end (clear the returned handle then). */
-  private markRunning(message: Message, worker?: string): NodeJS.Immediate {
-    const started = Date.now();
-    return setImmediate(() => void this.writeRecord(message, { state: 'running', started, worker }));
+  /** The latest record write's promise, and the same with its failure logged; see `writeRecord`. */
+  private recordWrite: { written?: Promise<void>; handled: Promise<void> } = { handled: NOTHING };
+
+  /**
+   * Show a run as running once it has lasted past the current turn of the
+   * event loop: most runs end sooner, and their end, carried by their final
+   * step, is all their record needs.
+   */
+  private markRunning(message: Message, started: number, worker: string | undefined): RunMark {
+    const mark = { message, started, worker };
+    this.runsToMark.add(mark);
+    this.runsMarking ??= setImmediate(() => {
+      this.runsMarking = undefined;
+      for (const { message, started, worker } of this.runsToMark) void this.writeRecord(message, { state: 'running', started, worker });
+      this.runsToMark.clear();
+    });
+    return mark;
   }
+
+  /** Runs started this turn, to be shown as running if still going at its end; see `markRunning`. */
+  private readonly runsToMark = new Set<RunMark>();
+  private runsMarking?: NodeJS.Immediate;
 
   /** Record how a run ended (or, for `scheduled`, that it went back to wait). */
   recordOutcome(message: Message, outcome: Outcome, details: { started?: number; worker?: string } = {}): Promise<void> {
@@ -694,9 +722,9 @@ export class Huey {
    * failure, never a reason to leave the claim to be run again.
    */
   async execute(message: Message, now = Date.now(), claim?: Claim, options: ExecuteOptions = {}): Promise<Outcome> {
-    const settle = claim ? { claim, storage: options.storage ?? this.storageOf(message), acked: false } : undefined;
     // Only records need the start: a run without them reads no extra clock.
     const started = this.records ? Date.now() : undefined;
+    const settle: Settle | undefined = claim ? { claim, storage: options.storage ?? this.storageOf(message), acked: false, started } : undefined;
     let outcome: Outcome;
     try {
       outcome = await this.run(message, now, settle, options);
@@ -706,9 +734,9 @@ export class Huey {
       if (!(error instanceof SerializationError) || settle?.acked) throw error;
       outcome = await this.failUnrunnable(message, error);
     }
+    // Written before the final step, so that the step carries it.
+    if (!settle?.recorded) void this.recordOutcome(message, outcome, { started, worker: claim?.workerId });
     if (settle && !settle.acked) await this.settle(settle.storage.ack(settle.claim), options);
-    // Best effort, and not awaited: it goes out with the final step above.
-    void this.recordOutcome(message, outcome, { started, worker: claim?.workerId });
     return outcome;
   }
 
@@ -779,18 +807,18 @@ export class Huey {
     let value: unknown;
     let failure: unknown;
     let failed = false;
-    const running = this.records ? this.markRunning(message, settle?.claim.workerId) : undefined;
+    const running = this.records ? this.markRunning(message, settle?.started ?? Date.now(), settle?.claim.workerId) : undefined;
     try {
       value = await definition.invoke(message, context, abort);
     } catch (error) {
-      clearImmediate(running);
+      if (running) this.runsToMark.delete(running);
       if (error instanceof RetryTask) return this.retryWithoutCount(message, context, error, settle);
       if (error instanceof RateLimitExceeded && error.retry) return this.retryWithoutCount(message, context, error, settle);
       if (error instanceof CancelExecution) return this.cancel(message, context, error, undefined, settle);
       failed = true;
       failure = error;
     }
-    clearImmediate(running);
+    if (running) this.runsToMark.delete(running);
 
     // A pipeline's next step is written down before the value is stored: one that
     // cannot be enqueued (the value over maxPayloadSize, or not serializable) fails this run.
@@ -813,6 +841,9 @@ export class Huey {
         const data = this.serializer.serialize({ value });
         if (ackNow) {
           settle.acked = true;
+          // The run's end rides on the step with its result and ack.
+          settle.recorded = true;
+          void this.recordOutcome(message, { status: 'complete' }, { started: settle.started, worker: settle.claim.workerId });
           await this.settle(this.putOutcome(message, data, settle), options);
         } else {
           await this.putOutcome(message, data);
@@ -944,7 +975,7 @@ export class Huey {
     const due = next.eta !== null && next.eta > now ? next.eta : null;
     // Written before the retry can be taken, so its run's own record comes after.
     const failure = cause === undefined ? {} : errorFields(cause);
-    void this.writeRecord(next, { state: 'retrying', eta: due, enqueued: due === null ? now : undefined, ...failure }, due === null ? 0 : due - now);
+    void this.writeRecord(next, { state: 'retrying', eta: due, enqueued: due === null ? now : undefined, ...failure }, due === null ? 0 : due - now, true);
     const storage = settle?.storage;
     // In one step only where the retry goes to the storage the claim came from.
     if (!settle || !storage || settle.acked || !storage.retryAndAck || this.immediateMode || storage !== this.storageOf(next)) {

@@ -47,10 +47,23 @@ export function stateOf(outcome: Outcome): TaskState {
   }
 }
 
-/** The fields a record is written with, as strings, absent values left out, with the message's name, queue and retries left. */
-export function recordFields(message: Message, fields: Record<string, string | number | null | undefined>): Record<string, string> {
-  const written: Record<string, string> = { name: message.name, queue: message.queue ?? DEFAULT_QUEUE, retries: String(message.retries) };
-  for (const [key, value] of Object.entries(fields)) if (value !== null && value !== undefined) written[key] = String(value);
+/**
+ * The fields a record is written with, as strings, absent values left out.
+ * With `identity`, also the message's name, queue and retries left: what the
+ * writes as it is enqueued (or retried, or dead-lettered) carry, so that the
+ * writes of each run carry no more than what changed.
+ */
+export function recordFields(message: Message, fields: Record<string, string | number | null | undefined>, identity: boolean): Record<string, string> {
+  const written: Record<string, string> = {};
+  if (identity) {
+    written.name = message.name;
+    written.queue = message.queue ?? DEFAULT_QUEUE;
+    written.retries = String(message.retries);
+  }
+  for (const key in fields) {
+    const value = fields[key];
+    if (value !== null && value !== undefined) written[key] = String(value);
+  }
   return written;
 }
 

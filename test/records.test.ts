@@ -9,6 +9,7 @@ import { Huey, MemoryStorage, RedisStorage, SqliteStorage, type Storage, type Ta
 import { Consumer, Worker } from '../src/consumer/index.js';
 import { ROOT } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
+import { createClient, type RedisClientType } from 'redis';
 
 // A record per task id: its state through enqueue, run, retry, failure, revocation and
 // dead-lettering, its times, worker, error and progress; on every storage and in the CLI.
@@ -155,6 +156,75 @@ for (const [kind, make] of Object.entries(STORAGES)) {
     });
   });
 }
+
+describe('task records on Redis ride on the steps a task takes anyway', () => {
+  /** Commands Redis served since the last call, by name (the test's own INFO and reset left out). */
+  async function commandsSince(admin: RedisClientType): Promise<Record<string, number>> {
+    const stats = await admin.info('commandstats');
+    await admin.configResetStat();
+    const calls: Record<string, number> = {};
+    for (const [, name, count] of stats.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)) if (!['info', 'config|resetstat'].includes(name!)) calls[name!] = Number(count);
+    return calls;
+  }
+
+  /** Drain 20 quick tasks with records on or off: the commands of the drain, and the app's storage and handles. */
+  async function drainTwenty(admin: RedisClientType, records: boolean) {
+    const storage = new RedisStorage(`r${++instances}`, { url: redis.url });
+    const { huey, add } = app(storage, { records });
+    const sums = add.map(Array.from({ length: 20 }, (_, i) => [i, i] as [number, number]));
+    await sums.enqueued;
+    const worker = new Worker(huey, 'w-ride');
+    await commandsSince(admin);
+    await drain(worker);
+    return { calls: await commandsSince(admin), storage, huey, sums };
+  }
+
+  it('writes a quick run\'s end with its result and ack: the same commands as with records off', async () => {
+    const admin: RedisClientType = createClient({ url: redis.url });
+    await admin.connect();
+    // The first drain loads the scripts (an EVAL each): a warm-up, so that the two compared need none.
+    const warm = await drainTwenty(admin, true);
+    const off = await drainTwenty(admin, false);
+    const on = await drainTwenty(admin, true);
+    try {
+      const seen = `${JSON.stringify(on.calls)} against ${JSON.stringify(off.calls)}`;
+      // A batch is a claim script and a read of the revocation flags (HMGET); the batches may differ in number.
+      const perRun = (calls: Record<string, number>) => calls.evalsha! - calls.hmget!;
+      assert.equal(perRun(on.calls), perRun(off.calls), `scripts beside the claims: ${seen}`);
+      assert.deepEqual(Object.keys(on.calls).sort(), Object.keys(off.calls).sort(), `no command of their own: ${seen}`);
+      // Inside the scripts: one more HSET per run (its record), and no PEXPIRE: a quick run keeps the time to live it was enqueued with.
+      assert.equal(on.calls.hset! - off.calls.hset!, 20);
+      assert.equal(on.calls.pexpire ?? 0, 0);
+      for (const result of on.sums.results) {
+        const status = await result.status();
+        assert.equal(status?.state, 'complete');
+        assert.equal(status?.name, 'add');
+        assert.ok(status?.started && status.ended && status.started.getTime() <= status.ended.getTime());
+        assert.equal(status?.worker, 'w-ride');
+        assert.ok(Number(await admin.pTTL(`huey.{${on.storage.name}}.record.${result.id}`)) > 0, 'the record still lapses');
+      }
+    } finally {
+      for (const { huey } of [warm, off, on]) {
+        await huey.flush();
+        await huey.close();
+      }
+      await admin.close();
+    }
+  });
+
+  it('records every task of a bulk enqueue larger than one step carries', async () => {
+    const { huey, add } = app(new RedisStorage(`r${++instances}`, { url: redis.url }));
+    try {
+      const sums = add.map(Array.from({ length: 2500 }, (_, i) => [i, 1] as [number, number]));
+      await sums.enqueued;
+      const states = await Promise.all([sums.results[0]!, sums.results[1200]!, sums.results[2499]!].map((result) => result.status()));
+      assert.deepEqual(states.map((status) => status?.state), ['enqueued', 'enqueued', 'enqueued']);
+    } finally {
+      await huey.flush();
+      await huey.close();
+    }
+  });
+});
 
 describe('task records through a consumer and the CLI', () => {
   it('shows a long run as running, then its end; huey status and huey failed read them', async () => {

@@ -5,15 +5,21 @@ import type { RedisClientType } from 'redis';
 /**
  * A Lua script read once from `scripts/`, run by its SHA1 with EVALSHA and
  * sent whole only when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH).
- * The file name ends in the script's key count: `requeue-2.lua`.
+ * The file name ends in the script's key count: `requeue-2.lua`. A script
+ * that carries task records starts with `records.lua`, the one place that
+ * writes them.
  */
 export class LuaScript {
   readonly source: string;
   readonly sha: string;
   readonly keyCount: number;
 
-  constructor(readonly name: string) {
-    this.source = readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8');
+  constructor(
+    readonly name: string,
+    includes: readonly string[] = [],
+  ) {
+    const read = (file: string) => readFileSync(new URL(`./scripts/${file}.lua`, import.meta.url), 'utf8');
+    this.source = [...includes.map(read), read(name)].join('\n');
     this.sha = createHash('sha1').update(this.source).digest('hex');
     this.keyCount = Number(name.slice(name.lastIndexOf('-') + 1));
   }
@@ -32,8 +38,8 @@ export class LuaScript {
 export const scripts = {
   claimMany: new LuaScript('claim-many-2'),
   requeue: new LuaScript('requeue-3'),
-  ack: new LuaScript('ack-3'),
-  retryAck: new LuaScript('retry-ack-5'),
+  ack: new LuaScript('ack-3', ['records']),
+  retryAck: new LuaScript('retry-ack-5', ['records']),
   release: new LuaScript('release-3'),
   enqueueDue: new LuaScript('enqueue-due-2'),
   readSchedule: new LuaScript('read-schedule-1'),
@@ -41,7 +47,7 @@ export const scripts = {
   popData: new LuaScript('pop-data-3'),
   peekData: new LuaScript('peek-data-2'),
   hasData: new LuaScript('has-data-2'),
-  putResult: new LuaScript('put-result-7'),
+  putResult: new LuaScript('put-result-7', ['records']),
   putIfEmpty: new LuaScript('put-if-empty-2'),
   putIfGreater: new LuaScript('put-if-greater-1'),
   renewLeases: new LuaScript('renew-leases-1'),
@@ -52,5 +58,5 @@ export const scripts = {
   priorityRequeue: new LuaScript('priority-requeue-3'),
   priorityDepths: new LuaScript('priority-depths-1'),
   priorityEnqueueDue: new LuaScript('priority-enqueue-due-4'),
-  writeRecord: new LuaScript('write-record-2'),
+  writeRecords: new LuaScript('write-records-1', ['records']),
 };

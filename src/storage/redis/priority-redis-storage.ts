@@ -31,6 +31,7 @@ export class PriorityRedisStorage extends RedisStorage {
     if (items.length === 0) return;
     const args = items.flatMap((item) => [item.priority ?? 0, item.data]);
     const { priorityQueue, prioritySequence, wake } = this.keys;
+    this.sendRecords();
     await this.send((client) => scripts.priorityEnqueue.run(client, [priorityQueue, prioritySequence, wake], args));
   }
 

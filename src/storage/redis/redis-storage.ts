@@ -137,6 +137,29 @@ const deadLetterEntry = (letter: DeadLetter): string => JSON.stringify({ data: l
 /** Most due messages moved by one scheduler step; the rest follow on the next. */
 const ENQUEUE_DUE_BATCH = 1000;
 
+/** The promise of record writes that ride on a step, settled with it. */
+interface Carried {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+function carried(): Carried {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Most records one step carries: a bulk enqueue's go in several. */
+const RECORDS_PER_STEP = 1000;
+
+/** A step that carries no records: a block that says none. */
+const NO_RECORDS: { block: Array<string | number>; carried?: Carried } = { block: [0] };
+
 /** A SCAN pattern matching every name that starts with `prefix`, its glob characters escaped. */
 const startsWith = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
 
@@ -173,6 +196,15 @@ export class RedisStorage implements Storage {
   /** Workers whose last blocking wait timed out on an empty queue; see `dequeueMany`. */
   private readonly waitedEmpty = new Set<string>();
   private marksFlush?: NodeJS.Immediate;
+  /**
+   * Task records written and not yet sent, merged by task id, with the
+   * promise their writers were given: they ride on this storage's next step
+   * made in the same turn (a quick run's "running" and "complete" become one
+   * write), or go together at the end of the turn.
+   */
+  private pendingRecords = new Map<string, { fields: Record<string, string>; ttlMs: number }>();
+  private recordsCarried?: Carried;
+  private recordsFlush?: NodeJS.Immediate;
   /** The storages of this instance's named queues, made on first use; see `forQueue`. */
   private readonly queueStorages = new Map<string, RedisStorage>();
   /** For a named queue's storage: the instance's storage, whose connection it shares. */
@@ -301,6 +333,10 @@ export class RedisStorage implements Storage {
 
   /** Close the connections; those of the instance also close its queues' storages, which share them. */
   async close(): Promise<void> {
+    // Records still waiting go before the connection does.
+    const waiting = this.recordsCarried?.promise;
+    this.sendRecords();
+    await waiting?.catch(() => {});
     const queues = [...this.queueStorages.values()];
     await Promise.all(queues.map((storage) => storage.close()));
     const blocking = [...this.blockingClients.values()];
@@ -391,11 +427,13 @@ export class RedisStorage implements Storage {
   }
 
   async enqueue(data: string): Promise<void> {
+    this.sendRecords();
     await this.send((client) => client.lPush(this.keys.queue, data));
   }
 
   async enqueueMany(items: ReadonlyArray<{ data: string }>): Promise<void> {
     if (items.length === 0) return;
+    this.sendRecords();
     await this.send((client) => client.lPush(this.keys.queue, items.map((item) => item.data)));
   }
 
@@ -467,15 +505,17 @@ export class RedisStorage implements Storage {
   async ack(claim: Claim): Promise<void> {
     const receipt = claim.receipt ?? claim.data;
     const keys = [this.keys.claimed(claim.workerId), this.keys.started(claim.workerId), this.keys.stalls];
-    const args = [receipt, ...this.takeMarks(claim.workerId, receipt)];
-    await this.send((client) => scripts.ack.run(client, keys, args));
+    const records = this.takeRecords();
+    const args = [receipt, ...records.block, ...this.takeMarks(claim.workerId, receipt)];
+    await this.carry(records.carried, this.send((client) => scripts.ack.run(client, keys, args)));
   }
 
   async retryAndAck(claim: Claim, data: string, eta: number | null): Promise<void> {
     const receipt = claim.receipt ?? claim.data;
     const keys = [this.keys.claimed(claim.workerId), this.keys.started(claim.workerId), this.keys.stalls, this.keys.queue, this.keys.schedule];
-    const args = [receipt, data, eta === null ? '' : eta, ...this.takeMarks(claim.workerId, receipt)];
-    await this.send((client) => scripts.retryAck.run(client, keys, args));
+    const records = this.takeRecords();
+    const args = [receipt, data, eta === null ? '' : eta, ...records.block, ...this.takeMarks(claim.workerId, receipt)];
+    await this.carry(records.carried, this.send((client) => scripts.retryAck.run(client, keys, args)));
   }
 
   async release(claims: readonly Claim[]): Promise<number> {
@@ -589,6 +629,7 @@ export class RedisStorage implements Storage {
   }
 
   async addToSchedule(data: string, timestamp: number): Promise<void> {
+    this.sendRecords();
     await this.send((client) => client.zAdd(this.keys.schedule, { score: timestamp, value: data }));
   }
 
@@ -647,8 +688,9 @@ export class RedisStorage implements Storage {
     const started = ack ? this.keys.started(ack.workerId) : this.keys.queue;
     const keys = [this.keys.data, this.keys.result(id), this.keys.resultsChannel, claimed, started, this.keys.stalls, this.keys.resultExpiry];
     const receipt = ack ? (ack.receipt ?? ack.data) : '';
-    const args = [id, value, Math.ceil(ttlMs), receipt, ...(ack ? this.takeMarks(ack.workerId, receipt) : [])];
-    await this.send((client) => scripts.putResult.run(client, keys, args));
+    const records = this.takeRecords();
+    const args = [id, value, Math.ceil(ttlMs), receipt, ...records.block, ...(ack ? this.takeMarks(ack.workerId, receipt) : [])];
+    await this.carry(records.carried, this.send((client) => scripts.putResult.run(client, keys, args)));
   }
 
   async watchResult(id: string, listener: () => void): Promise<() => void> {
@@ -832,17 +874,98 @@ export class RedisStorage implements Storage {
     return this.send(async (client) => client.lRange(this.keys.events, 0, limit < 0 ? -1 : limit - 1));
   }
 
-  async writeRecord(id: string, fields: Readonly<Record<string, string>>, ttlMs: number): Promise<void> {
-    const args = [id, Math.max(1, Math.ceil(ttlMs)), ...Object.entries(fields).flat()];
-    await this.send((client) => scripts.writeRecord.run(client, [this.keys.record(id), this.keys.failed], args));
+  /**
+   * Merged into the records waiting to be sent, which go with this storage's
+   * next step in the same turn (an ack, a result, an enqueue) or, when none
+   * is made, together at the end of the turn.
+   */
+  writeRecord(id: string, fields: Readonly<Record<string, string>>, ttlMs: number): Promise<void> {
+    const pending = this.pendingRecords.get(id);
+    if (pending) {
+      Object.assign(pending.fields, fields);
+      pending.ttlMs = ttlMs;
+    } else {
+      this.pendingRecords.set(id, { fields: { ...fields }, ttlMs });
+    }
+    this.recordsFlush ??= setImmediate(() => this.sendRecords());
+    return (this.recordsCarried ??= carried()).promise;
+  }
+
+  /**
+   * The records waiting to be sent, as the argument block of a script that
+   * carries them (see records.lua), and the promise their writers wait on;
+   * none wait after this. More than one step should carry go in steps of
+   * their own, and this step carries none.
+   */
+  private takeRecords(): { block: Array<string | number>; carried?: Carried } {
+    if (this.pendingRecords.size === 0) return NO_RECORDS;
+    if (this.pendingRecords.size > RECORDS_PER_STEP) {
+      this.sendRecords();
+      return NO_RECORDS;
+    }
+    const taken = { block: this.recordBlock([...this.pendingRecords]), carried: this.recordsCarried };
+    this.clearRecords();
+    return taken;
+  }
+
+  private clearRecords(): void {
+    this.pendingRecords = new Map();
+    this.recordsCarried = undefined;
+    if (this.recordsFlush) clearImmediate(this.recordsFlush);
+    this.recordsFlush = undefined;
+  }
+
+  /** The argument block of records.lua for these records. */
+  private recordBlock(records: Array<[string, { fields: Record<string, string>; ttlMs: number }]>): Array<string | number> {
+    const block: Array<string | number> = [records.length, this.keys.record(''), this.keys.failed];
+    for (const [id, { fields, ttlMs }] of records) {
+      const { state = '', ended = '' } = fields;
+      const at = block.length + 4;
+      block.push(id, Math.max(1, Math.ceil(ttlMs)), state, ended, 0);
+      let count = 0;
+      for (const field in fields) {
+        if (field === 'state' || (field === 'ended' && state !== '')) continue;
+        block.push(field, fields[field]!);
+        count++;
+      }
+      block[at] = count;
+    }
+    return block;
+  }
+
+  /** Settle the promise of the records a step carried as the step settles. */
+  private carry(records: Carried | undefined, step: Promise<unknown>): Promise<unknown> {
+    if (records) step.then(records.resolve, records.reject);
+    return step;
+  }
+
+  /**
+   * Send the records waiting, at once, in steps of their own: before a step
+   * that cannot carry them, so that a task's "enqueued" is written before
+   * any worker can take it, or at the end of a turn with no step.
+   */
+  protected sendRecords(): void {
+    if (this.pendingRecords.size === 0) return;
+    const records = [...this.pendingRecords];
+    const carried = this.recordsCarried;
+    this.clearRecords();
+    const steps: Array<Promise<unknown>> = [];
+    for (let i = 0; i < records.length; i += RECORDS_PER_STEP) {
+      const block = this.recordBlock(records.slice(i, i + RECORDS_PER_STEP));
+      steps.push(this.send((client) => scripts.writeRecords.run(client, [this.keys.failed], block)));
+    }
+    void this.carry(carried, Promise.all(steps)).catch(() => {});
   }
 
   async readRecord(id: string): Promise<Record<string, string> | null> {
+    // A read after a write sees it.
+    this.sendRecords();
     const fields = await this.send((client) => client.hGetAll(this.keys.record(id)));
     return Object.keys(fields).length > 0 ? { ...fields } : null;
   }
 
   async failedRecords(limit = 100): Promise<string[]> {
+    this.sendRecords();
     return this.send(async (client) => {
       const ids = await client.zRange(this.keys.failed, 0, limit - 1, { REV: true });
       if (ids.length === 0) return ids;
@@ -855,6 +978,7 @@ export class RedisStorage implements Storage {
   }
 
   async flushAll(): Promise<void> {
+    this.sendRecords();
     return this.send(async (client) => {
       const { queue, schedule, data, dead, leases, workers, events, priorityQueue, prioritySequence, wake } = this.keys;
       const keys = [queue, schedule, data, dead, leases, workers, events, priorityQueue, prioritySequence, wake];

@@ -6,7 +6,8 @@
 -- that counting and listing the data can find it. Either way the other place
 -- is cleared, so a result never lives in both.
 -- The same step carries the worker's started marks not yet sent (see
--- ack-3.lua), so marking a run as started costs no command of its own.
+-- ack-3.lua), so marking a run as started costs no command of its own, and
+-- the task records written since (its own "complete" among them).
 -- KEYS[1] data hash
 -- KEYS[2] the result's own key (used with a time to live)
 -- KEYS[3] results channel (a channel name shares the hash tag, for the cluster)
@@ -18,7 +19,8 @@
 -- ARGV[2] value
 -- ARGV[3] time to live in ms, or 0 for none
 -- ARGV[4] the claim's receipt, or '' for no ack
--- ARGV[5...] receipts of the worker's other claims whose runs have started
+-- ARGV[5...] the records this step carries (see records.lua), then the
+-- receipts of the worker's other claims whose runs have started
 if tonumber(ARGV[3]) > 0 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -34,8 +36,9 @@ else
   end
 end
 redis.call('PUBLISH', KEYS[3], ARGV[1])
-if #ARGV > 4 then
-  redis.call('SADD', KEYS[5], unpack(ARGV, 5))
+local marks = write_records(5)
+if #ARGV >= marks then
+  redis.call('SADD', KEYS[5], unpack(ARGV, marks))
 end
 if ARGV[4] ~= '' then
   redis.call('LREM', KEYS[4], -1, ARGV[4])

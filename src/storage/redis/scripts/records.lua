@@ -1,0 +1,50 @@
+-- Task records carried by a step (included by the scripts that carry them;
+-- see write-records-1.lua). The block of ARGV starting at `at` holds: how
+-- many records, the key prefix of a record, the failed index's key, then per
+-- record: the task id, the time to live in ms, its state ('' to leave it),
+-- its end time ('' for none), how many other fields, and their field, value
+-- pairs, all merged into the record's hash. Its time to live is set anew,
+-- except by a write of "running" or "complete" to a record that was there:
+-- that one keeps the time set when the task was enqueued (PEXPIRE costs as
+-- much as the HSET, and these are the writes of every run). A record whose state becomes
+-- "failed" is listed in the failed index by its end time; one written with a
+-- state that can follow "failed" (enqueued again, by requeue) leaves it.
+-- Returns the index of the first argument after the block.
+local function write_records(at)
+  local count = tonumber(ARGV[at])
+  if count == 0 then
+    return at + 1
+  end
+  local prefix, failed = ARGV[at + 1], ARGV[at + 2]
+  local i = at + 3
+  for _ = 1, count do
+    local id, ttl, state, ended = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local first, last = i + 5, i + 4 + 2 * tonumber(ARGV[i + 4])
+    local key = prefix .. id
+    local expire = true
+    if state ~= '' then
+      local added
+      if ended ~= '' then
+        added = redis.call('HSET', key, 'state', state, 'ended', ended, unpack(ARGV, first, last))
+      else
+        added = redis.call('HSET', key, 'state', state, unpack(ARGV, first, last))
+      end
+      if state == 'failed' then
+        redis.call('ZADD', failed, tonumber(ended) or 0, id)
+      elseif state == 'running' or state == 'complete' then
+        -- A record that was there had a state, so its "state" field was not added.
+        expire = added == (last - first + 1) / 2 + (ended ~= '' and 2 or 1)
+      else
+        redis.call('ZREM', failed, id)
+      end
+    elseif last >= first then
+      redis.call('HSET', key, unpack(ARGV, first, last))
+    end
+    if expire then
+      redis.call('PEXPIRE', key, ttl)
+    end
+    i = last + 1
+  end
+  return i
+end
+
