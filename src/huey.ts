@@ -21,7 +21,7 @@ import { createRateLimit, type RateLimit, type RateLimitOptions } from './rate-l
 import { quietLogger, type Logger } from './logger.js';
 import type { Message } from './message.js';
 import { Result } from './result.js';
-import type { ResultGroup } from './result-group.js';
+import { ResultGroup } from './result-group.js';
 import { Chord, chordMemberOf, countIntoChord, Group, Pipeline, resultsOf, Signature } from './signature.js';
 import { describeProblems, followUpProblems, withoutFollowUps } from './follow-ups.js';
 import { JsonSerializer, type Serializer } from './serializer.js';
@@ -43,6 +43,7 @@ import {
 } from './task.js';
 import { QueueRegistry, shardName, type QueueOptions } from './queues.js';
 import { errorFields, recordFields, stateOf, statusOf, type TaskStatus } from './records.js';
+import { releaseKey, takeKey } from './dedupe.js';
 import { checkCallOptions, checkInstanceName, checkMessage, checkQueueName, DEFAULT_QUEUE, dueAt, etaOf, MAX_SECONDS } from './validate.js';
 
 /** The hooks of a Huey that has none, without a copy per run. */
@@ -139,6 +140,9 @@ export interface ExecuteOptions {
  * whether the run's end was recorded yet (it rides on the final step).
  */
 type Settle = { claim: Claim; storage: Storage; acked: boolean; started?: number; recorded?: boolean };
+
+/** The outcomes after which a task will not run again: its key (if any) is let go. */
+const ENDS: ReadonlySet<Outcome['status']> = new Set(['complete', 'failed', 'locked', 'canceled', 'revoked', 'expired']);
 
 /** A run to show as running if it lasts past the turn it started in. */
 type RunMark = { message: Message; started: number; worker: string | undefined };
@@ -427,7 +431,7 @@ export class Huey {
       }
       const message = this.stamp(unstamped);
       const data = this.serializeMessage(message);
-      const enqueued = this.enqueueSerialized(message, data);
+      const enqueued = message.dedupe ? this.enqueueKeyed(message, data) : this.enqueueSerialized(message, data);
       const result = new Result<unknown>(this, message.id, enqueued, message);
       if (!awaited) {
         // A caller who may never look at `result.enqueued` still hears of a failure, from the log
@@ -452,8 +456,13 @@ export class Huey {
       restore: () => this.restoreTask(definition.name),
       isRevoked: () => this.isTaskRevoked(definition.name),
       map: (items: Iterable<unknown[]>) => {
-        const messages = [...items].map((args) => definition.message(randomUUID(), Array.isArray(args) ? args : [args]));
-        return this.enqueueAll(messages);
+        const calls = [...items].map((args) => (Array.isArray(args) ? args : [args]));
+        // Keyed calls each take or join their key: one by one.
+        if (definition.options.key) {
+          const results = calls.map((args) => call(args));
+          return new ResultGroup(results, Promise.all(results.map((result) => result.enqueued)));
+        }
+        return this.enqueueAll(calls.map((args) => definition.message(randomUUID(), args)));
       },
     });
   }
@@ -463,6 +472,8 @@ export class Huey {
    * before anything is written), then write them in one round trip.
    */
   private enqueueAll(messages: Message[], handles: Message[] = messages): ResultGroup<unknown[]> {
+    const keyed = messages.find((message) => message.dedupe);
+    if (keyed) throw new ConfigurationError(`task ${keyed.name} has a key: a key deduplicates calls enqueued alone, not the steps of a pipeline or the members of a group`);
     const items = messages.map((unstamped) => {
       const message = this.stamp(unstamped);
       return { message, data: this.serializeMessage(message) };
@@ -572,6 +583,33 @@ export class Huey {
 
   private enqueueSerialized(message: Message, data: string, retry = false): Promise<void> {
     return this.track(this.write(message, data, retry));
+  }
+
+  /**
+   * Enqueue a call with a key, unless another call holds the key: then it
+   * resolves to that call's id, which its Result takes on (see dedupe.ts).
+   * A call whose enqueue fails lets its key go.
+   */
+  private enqueueKeyed(message: Message, data: string): Promise<string | undefined> {
+    return this.track(
+      (async () => {
+        const taken = await takeKey(this, message, data, (replacement) => this.write(replacement, this.serializeMessage(replacement)));
+        if (taken.kind !== 'own') return taken.id;
+        try {
+          await this.write(message, data);
+        } catch (error) {
+          await releaseKey(this, message).catch(() => {});
+          throw error;
+        }
+        return undefined;
+      })(),
+    );
+  }
+
+  /** Let a keyed task's key go once it has ended; best effort (a `keyTtl` covers what this misses). */
+  async endKeyed(message: Message): Promise<void> {
+    if (!message.dedupe) return;
+    await releaseKey(this, message).catch((error: unknown) => this.logger.error(`could not release the key of ${message.name} ${message.id}: ${errorText(error)}`));
   }
 
   /** Write a message to its queue, or its schedule, with its record in the same turn. A retry keeps its record's `created`. */
@@ -737,6 +775,7 @@ export class Huey {
     // Written before the final step, so that the step carries it.
     if (!settle?.recorded) void this.recordOutcome(message, outcome, { started, worker: claim?.workerId });
     if (settle && !settle.acked) await this.settle(settle.storage.ack(settle.claim), options);
+    if (message.dedupe && ENDS.has(outcome.status)) await this.endKeyed(message);
     return outcome;
   }
 

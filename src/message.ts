@@ -40,6 +40,13 @@ export interface Message {
    * `task.headers`: trace context (W3C `traceparent`), a request id.
    */
   headers?: Record<string, string>;
+  /**
+   * A call made with a key (see dedupe.ts): while this task is enqueued,
+   * scheduled or running, calls with the same key join it; `debounce` lets a
+   * later call replace it while it waits in the schedule; `ttl` (seconds)
+   * releases the key even if the task never ends.
+   */
+  dedupe?: { key: string; debounce?: boolean; ttl?: number };
   /** Membership of a chord: when all `size` members have finished, `callback` runs once with their results. */
   chord?: { id: string; index: number; size: number; callback: Message };
 }

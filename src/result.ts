@@ -32,16 +32,40 @@ export class Result<T> {
   /** The queue the task runs on, where its result is stored; undefined when not known (every queue is looked in). */
   readonly queue?: string;
 
+  private taskId: string;
+
+  /**
+   * `enqueued` may resolve to another task's id: a call with a key that
+   * joined the call holding it (see dedupe.ts); the handle then reads that task.
+   */
   constructor(
     readonly huey: Huey,
-    readonly id: string,
-    enqueued: Promise<void> = Promise.resolve(),
+    id: string,
+    enqueued: Promise<unknown> = Promise.resolve(),
     /** The message as enqueued, when this handle came from the call itself. */
     readonly message?: Message,
     queue?: string,
   ) {
-    this.enqueued = enqueued.then(() => this);
+    this.taskId = id;
+    this.enqueued = enqueued.then((joined) => {
+      if (typeof joined === 'string') this.taskId = joined;
+      return this;
+    });
     this.queue = queue ?? (message ? (message.queue ?? DEFAULT_QUEUE) : undefined);
+  }
+
+  /**
+   * The task's id. For a call with a key, final once `enqueued` resolves:
+   * a call that joined another with the same key reads that one's id.
+   */
+  get id(): string {
+    return this.taskId;
+  }
+
+  /** The id, once a keyed call knows whether it joined another. */
+  private async settledId(): Promise<string> {
+    if (this.message?.dedupe) await this.enqueued;
+    return this.taskId;
   }
 
   /**
@@ -86,8 +110,9 @@ export class Result<T> {
   async isReady(): Promise<boolean> {
     if (this.value !== EMPTY) return true;
     this.checkResultsKept();
-    for (const storage of this.huey.resultStorages(this.id, this.queue)) {
-      if (await storage.hasDataForKey(this.id)) return true;
+    const id = await this.settledId();
+    for (const storage of this.huey.resultStorages(id, this.queue)) {
+      if (await storage.hasDataForKey(id)) return true;
     }
     return false;
   }
@@ -148,8 +173,8 @@ export class Result<T> {
   }
 
   /** This task's record (state, times, worker, error, progress); null when there is none. See `huey.status`. */
-  status(): Promise<TaskStatus | null> {
-    return this.huey.status(this.id, { queue: this.queue });
+  async status(): Promise<TaskStatus | null> {
+    return this.huey.status(await this.settledId(), { queue: this.queue });
   }
 
   /** The latest value the task gave `context.progress()`; undefined before any. */
@@ -162,17 +187,17 @@ export class Result<T> {
    * As in Huey, a call's revocation is used up by the run it skips (the flag
    * is then removed) unless `revokeOnce: false` or `revokeUntil` is given.
    */
-  revoke(options: RevokeOptions = {}): Promise<void> {
-    return this.huey.revokeById(this.id, { revokeOnce: options.revokeUntil === undefined, ...options });
+  async revoke(options: RevokeOptions = {}): Promise<void> {
+    return this.huey.revokeById(await this.settledId(), { revokeOnce: options.revokeUntil === undefined, ...options });
   }
 
-  restore(): Promise<boolean> {
-    return this.huey.restoreById(this.id);
+  async restore(): Promise<boolean> {
+    return this.huey.restoreById(await this.settledId());
   }
 
   /** True while this call, or its whole task (when this handle knows which task it is), is revoked. */
   async isRevoked(): Promise<boolean> {
-    if (await this.huey.isRevokedId(this.id)) return true;
+    if (await this.huey.isRevokedId(await this.settledId())) return true;
     return this.message !== undefined && this.huey.isTaskRevoked(this.message.name);
   }
 

@@ -5,7 +5,7 @@ import type { Message } from './message.js';
 import type { Result } from './result.js';
 import type { ResultGroup } from './result-group.js';
 import type { Signature } from './signature.js';
-import { checkCallOptions, checkRetryWaits, checkTaskOptions, DEFAULT_QUEUE, etaOf } from './validate.js';
+import { checkCallOptions, checkKey, checkRetryWaits, checkTaskOptions, DEFAULT_QUEUE, etaOf } from './validate.js';
 
 /** Options of `huey.task(options)`; each can be overridden per call through `schedule()`. */
 export interface TaskOptions {
@@ -38,6 +38,16 @@ export interface TaskOptions {
    * queues a consumer serves, in order). Default: the default queue.
    */
   queue?: string;
+  /**
+   * The key of a call, from its arguments: while a task called with a key is
+   * enqueued, scheduled or running, another call with the same key returns
+   * the first call's Result instead of enqueueing. See Deduplication.
+   */
+  key?: (...args: any[]) => string;
+  /** With a key: a call made while the keyed task waits in the schedule replaces its arguments and eta (keeping its id). @defaultValue false */
+  debounce?: boolean;
+  /** With a key: seconds after which the key is let go even if its task has not ended. Default: held until the task ends. */
+  keyTtl?: number;
 }
 
 /** One call's settings: `task.schedule({ args, delay })`; `schedule()` needs `delay` or `eta`. */
@@ -57,6 +67,10 @@ export interface ScheduleOptions<A extends unknown[]> {
   timeout?: number;
   /** The named queue this call goes to, instead of the task's. */
   queue?: string;
+  /** This call's deduplication key, instead of the one the task computes. */
+  key?: string;
+  debounce?: boolean;
+  keyTtl?: number;
 }
 
 /** What a task with `context: true` receives as its last argument. */
@@ -190,6 +204,12 @@ export class TaskDefinition {
     if (typeof expires === 'number') message.expiresIn = expires;
     const queue = call.queue ?? this.options.queue;
     if (queue !== undefined && queue !== DEFAULT_QUEUE) message.queue = queue;
+    const key = call.key ?? (this.options.key ? checkKey(this.options.key(...args), `the key ${this.name}'s key() computed`) : undefined);
+    if (key !== undefined) {
+      const debounce = call.debounce ?? this.options.debounce;
+      const ttl = call.keyTtl ?? this.options.keyTtl;
+      message.dedupe = { key, ...(debounce ? { debounce: true } : {}), ...(ttl === undefined ? {} : { ttl }) };
+    }
     // Per-call retries may meet the task's delay and backoff: check them together.
     if (call.retries !== undefined || call.retryDelay !== undefined || call.retryBackoff !== undefined) {
       checkRetryWaits(message.retries, message.retryDelay, message.retryBackoff);

@@ -122,8 +122,32 @@ function check(options: Record<string, unknown>, option: string, rule: (value: u
   if (problem !== null) fail(option, problem, value);
 }
 
+/** The longest deduplication key, in characters. */
+export const MAX_KEY_LENGTH = 512;
+
+function keyRule(value: unknown): string | null {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_KEY_LENGTH ? null : `a string of 1 to ${MAX_KEY_LENGTH} characters`;
+}
+
+/** Refuse a deduplication key that cannot be one (a ConfigurationError naming `what`). */
+export function checkKey(value: unknown, what = 'key'): string {
+  const problem = keyRule(value);
+  if (problem !== null) fail(what, problem, value);
+  return value as string;
+}
+
+function keyTtlRule(value: unknown): string | null {
+  return isNumber(value) && value > 0 && value <= MAX_SECONDS ? null : `a number of seconds over 0 and at most ${MAX_SECONDS}`;
+}
+
+function booleanRule(value: unknown): string | null {
+  return typeof value === 'boolean' ? null : 'true or false';
+}
+
 /** The options both a task definition and a call can set. */
 function checkShared(options: Record<string, unknown>): void {
+  check(options, 'debounce', booleanRule);
+  check(options, 'keyTtl', keyTtlRule);
   check(options, 'retries', retriesRule);
   check(options, 'retryDelay', retryDelayRule);
   check(options, 'retryBackoff', nonNegativeRule);
@@ -142,6 +166,7 @@ export function checkTaskOptions(options: object): void {
   const record = options as Record<string, unknown>;
   if (record.name !== undefined && (typeof record.name !== 'string' || record.name === '')) fail('name', 'a non-empty string', record.name);
   if (record.context !== undefined && typeof record.context !== 'boolean') fail('context', 'true or false', record.context);
+  if (record.key !== undefined && typeof record.key !== 'function') fail('key', 'a function of the call\'s arguments that returns the key (a string); a fixed key is given per call', record.key);
   checkShared(record);
   checkRetryWaits(record.retries ?? 0, record.retryDelay ?? 0, record.retryBackoff ?? 1);
 }
@@ -176,6 +201,7 @@ export function checkCallOptions(options: object): void {
   const record = options as Record<string, unknown>;
   if (record.args !== undefined && !Array.isArray(record.args)) fail('args', 'an array of the arguments', record.args);
   if (record.id !== undefined && (typeof record.id !== 'string' || record.id === '')) fail('id', 'a non-empty string', record.id);
+  check(record, 'key', keyRule);
   // delay and eta are checked as they are turned into a time, by etaOf.
   checkShared(record);
 }
@@ -259,6 +285,15 @@ function messageProblem(value: unknown, path: string): string | null {
     if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) return `field "${path}headers" must be an object of strings, not ${show(headers)}`;
     for (const [key, header] of Object.entries(headers)) {
       if (typeof header !== 'string') return `field "${path}headers.${key}" must be a string, not ${show(header)}`;
+    }
+  }
+  const dedupe = message.dedupe as Record<string, unknown> | undefined;
+  if (dedupe !== undefined) {
+    if (typeof dedupe !== 'object' || dedupe === null || Array.isArray(dedupe)) return `field "${path}dedupe" must be an object, not ${show(dedupe)}`;
+    for (const [field, rule] of [['key', keyRule], ['debounce', booleanRule], ['ttl', keyTtlRule]] as const) {
+      if (field !== 'key' && dedupe[field] === undefined) continue;
+      const problem = rule(dedupe[field]);
+      if (problem !== null) return `field "${path}dedupe.${field}" must be ${problem}, not ${show(dedupe[field])}`;
     }
   }
   for (const follower of ['onComplete', 'onError'] as const) {

@@ -418,6 +418,7 @@ export class Consumer {
     await this.huey.recordOutcome(message, outcome, { worker: workerId });
     this.huey.logger.error(`${workerId}: ${message.name} ${message.id} ${outcome.status === 'retrying' ? 'will be retried' : 'failed'}: ${cause.name}: ${cause.message}`);
     await storage.ack(claim);
+    if (outcome.status !== 'retrying') await this.huey.endKeyed(message);
   }
 
   /**

@@ -504,6 +504,7 @@ export class Worker {
     this.logger.error(`dead-lettered a message: ${reason}`);
     await source.storage.deadLetter(claim, reason);
     if (message) await this.huey.writeRecord(message, { state: 'dead', ended: Date.now(), errorName: error?.name ?? 'DeadLetter', errorMessage: reason }, 0, true);
+    if (message) await this.huey.endKeyed(message);
     if (message && error && this.huey.results) {
       // Whoever waits on this task's result learns why it will never run.
       const remote: RemoteError = { name: error.name, message: error.message, taskName: message.name, taskId: message.id, retries: message.retries };
