@@ -1,39 +1,20 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { ConfigurationError, Huey, MemoryStorage, RedisStorage, SqliteStorage, type Storage } from '../src/index.js';
+import { describe, it } from 'node:test';
+import { ConfigurationError, Huey, RedisStorage, type Storage } from '../src/index.js';
 import { Worker } from '../src/consumer/index.js';
 import { dedupeKey } from '../src/dedupe.js';
 import { startConsumer } from './support/processes.js';
-import { startRedis, type TestRedis } from './support/redis-server.js';
+import { testStorages } from './support/test-storages.js';
 
 // Deduplication by key: while a task called with a key is enqueued, scheduled or running,
 // another call with the key joins it; its end lets the key go; debounce replaces a call
 // still waiting in the schedule; a key's time to live covers a producer that died.
 
-let redis: TestRedis;
-const dir = mkdtempSync(join(tmpdir(), 'huey-dedupe-'));
-let instances = 0;
-
-before(async () => {
-  redis = await startRedis();
-});
-
-after(async () => {
-  await redis.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const STORAGES: Record<string, () => Storage> = {
-  memory: () => new MemoryStorage(),
-  sqlite: () => new SqliteStorage(`d${++instances}`, { filename: join(dir, 'dedupe.db') }),
-  redis: () => new RedisStorage(`d${++instances}`, { url: redis.url }),
-};
+const { dir, kinds: STORAGES, fresh, redis: testRedis } = testStorages('dedupe');
 
 function app(storage: Storage) {
-  const huey = new Huey(`dedupe${++instances}`, { storage });
+  const huey = new Huey(fresh(), { storage });
   const runs: number[] = [];
   const sync = huey.task({ key: (user: number) => `sync:${user}` })(function sync(user: number) {
     runs.push(user);
@@ -156,7 +137,7 @@ for (const [kind, make] of Object.entries(STORAGES)) {
 
 describe('deduplication under concurrent producers on Redis', () => {
   it('enqueues one task for twenty producers calling at once with one key', async () => {
-    const producers = Array.from({ length: 20 }, () => app(new RedisStorage('dedupe-race', { url: redis.url })));
+    const producers = Array.from({ length: 20 }, () => app(new RedisStorage('dedupe-race', { url: testRedis().url })));
     try {
       const results = producers.map(({ sync }) => sync(5));
       await Promise.all(results.map((result) => result.enqueued));
@@ -169,7 +150,7 @@ describe('deduplication under concurrent producers on Redis', () => {
   });
 
   it('dead-letters a message whose dedupe field has the wrong shape', async () => {
-    const { huey } = app(new RedisStorage(`d${++instances}`, { url: redis.url }));
+    const { huey } = app(new RedisStorage(fresh(), { url: testRedis().url }));
     try {
       await huey.storage.enqueue(JSON.stringify({ id: 'x1', name: 'send', args: ['a'], retries: 0, retryDelay: 0, retryBackoff: 1, priority: 0, eta: null, expires: null, dedupe: { key: 42 } }));
       await drain(new Worker(huey, 'w4'));
@@ -185,7 +166,7 @@ describe('deduplication under concurrent producers on Redis', () => {
 describe('deduplication through the consumer CLI', () => {
   for (const kind of ['redis', 'sqlite'] as const) {
     it(`runs a burst of keyed calls once per key on ${kind}, then takes new calls`, async () => {
-      const env = kind === 'redis' ? { REDIS_URL: redis.url } : { HUEY_SQLITE_FILE: join(dir, 'cli.db') };
+      const env = kind === 'redis' ? { REDIS_URL: testRedis().url } : { HUEY_SQLITE_FILE: join(dir, 'cli.db') };
       // The producer is this process, with the consumer's module and environment.
       Object.assign(process.env, env);
       const { huey, syncUser } = await import(`./fixtures/dedupe.js?${kind}`);

@@ -1,40 +1,20 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, it } from 'node:test';
-import { Huey, MemoryStorage, RedisStorage, SqliteStorage, type Storage, type TaskContext } from '../src/index.js';
+import { describe, it } from 'node:test';
+import { Huey, RedisStorage, type Storage, type TaskContext } from '../src/index.js';
 import { Consumer, Worker } from '../src/consumer/index.js';
 import { ROOT } from './support/processes.js';
-import { startRedis, type TestRedis } from './support/redis-server.js';
+import { testStorages } from './support/test-storages.js';
 import { createClient, type RedisClientType } from 'redis';
 
 // A record per task id: its state through enqueue, run, retry, failure, revocation and
 // dead-lettering, its times, worker, error and progress; on every storage and in the CLI.
 
-let redis: TestRedis;
-const dir = mkdtempSync(join(tmpdir(), 'huey-records-'));
-let instances = 0;
-
-before(async () => {
-  redis = await startRedis();
-});
-
-after(async () => {
-  await redis.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const STORAGES: Record<string, () => Storage> = {
-  memory: () => new MemoryStorage(),
-  sqlite: () => new SqliteStorage(`r${++instances}`, { filename: join(dir, 'records.db') }),
-  redis: () => new RedisStorage(`r${++instances}`, { url: redis.url }),
-};
+const { kinds: STORAGES, fresh, redis: testRedis } = testStorages('records');
 
 function app(storage: Storage, options: { records?: boolean } = {}) {
-  const huey = new Huey(`records${++instances}`, { storage, records: true, ...options });
+  const huey = new Huey(fresh(), { storage, records: true, ...options });
   huey.queue('reports');
   const add = huey.task()(function add(a: number, b: number) {
     return a + b;
@@ -169,7 +149,7 @@ describe('task records on Redis ride on the steps a task takes anyway', () => {
 
   /** Drain 20 quick tasks with records on or off: the commands of the drain, and the app's storage and handles. */
   async function drainTwenty(admin: RedisClientType, records: boolean) {
-    const storage = new RedisStorage(`r${++instances}`, { url: redis.url });
+    const storage = new RedisStorage(fresh(), { url: testRedis().url });
     const { huey, add } = app(storage, { records });
     const sums = add.map(Array.from({ length: 20 }, (_, i) => [i, i] as [number, number]));
     await sums.enqueued;
@@ -180,7 +160,7 @@ describe('task records on Redis ride on the steps a task takes anyway', () => {
   }
 
   it('writes a quick run\'s end with its result and ack: the same commands as with records off', async () => {
-    const admin: RedisClientType = createClient({ url: redis.url });
+    const admin: RedisClientType = createClient({ url: testRedis().url });
     await admin.connect();
     // The first drain loads the scripts (an EVAL each): a warm-up, so that the two compared need none.
     const warm = await drainTwenty(admin, true);
@@ -213,7 +193,7 @@ describe('task records on Redis ride on the steps a task takes anyway', () => {
   });
 
   it('records every task of a bulk enqueue larger than one step carries', async () => {
-    const { huey, add } = app(new RedisStorage(`r${++instances}`, { url: redis.url }));
+    const { huey, add } = app(new RedisStorage(fresh(), { url: testRedis().url }));
     try {
       const sums = add.map(Array.from({ length: 2500 }, (_, i) => [i, 1] as [number, number]));
       await sums.enqueued;
@@ -228,7 +208,7 @@ describe('task records on Redis ride on the steps a task takes anyway', () => {
 
 describe('task records through a consumer and the CLI', () => {
   it('shows a long run as running, then its end; huey status and huey failed read them', async () => {
-    const huey = new Huey('fixture-records', { storage: new RedisStorage('fixture-records', { url: redis.url }), records: true });
+    const huey = new Huey('fixture-records', { storage: new RedisStorage('fixture-records', { url: testRedis().url }), records: true });
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const slow = huey.task()(async function slow() {
@@ -255,7 +235,7 @@ describe('task records through a consumer and the CLI', () => {
 
       const cli = (...args: string[]) =>
         new Promise<{ code: number; stdout: string }>((resolve) =>
-          execFile(process.execPath, ['dist/cli/huey.js', ...args], { cwd: ROOT, env: { ...process.env, REDIS_URL: redis.url } }, (error, stdout) =>
+          execFile(process.execPath, ['dist/cli/huey.js', ...args], { cwd: ROOT, env: { ...process.env, REDIS_URL: testRedis().url } }, (error, stdout) =>
             resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout }),
           ),
         );
