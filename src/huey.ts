@@ -722,6 +722,33 @@ export class Huey {
   }
 
   /**
+   * The failed registry (RQ's): tasks that failed for good, the latest to end
+   * first, at most `limit` (100), of one queue or every queue, of one task
+   * name if given, for as long as their records are kept.
+   */
+  async failed(options: { limit?: number; queue?: string; task?: string } = {}): Promise<TaskStatus[]> {
+    const { limit = 100, queue, task } = options;
+    if (queue !== undefined) checkQueueName(queue);
+    const statuses: TaskStatus[] = [];
+    for (const source of this.queueSources(queue)) {
+      for (const id of await source.storage.failedRecords(limit)) {
+        const fields = await source.storage.readRecord(id);
+        if (!fields) continue;
+        const status = statusOf(id, fields);
+        if (status.state === 'failed' && (task === undefined || status.name === task)) statuses.push(status);
+      }
+    }
+    return statuses.sort((a, b) => (b.ended?.getTime() ?? 0) - (a.ended?.getTime() ?? 0)).slice(0, limit);
+  }
+
+  /** How many tasks of `queue` (of every queue) the failed registry lists. */
+  async failedCount(queue?: string): Promise<number> {
+    if (queue !== undefined) checkQueueName(queue);
+    const counts = await Promise.all(this.queueSources(queue).map((source) => source.storage.failedCount()));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /**
    * The record of task `id`: its state, times, worker, error and progress;
    * null for an id this instance has no record of (never enqueued, or its
    * record lapsed, or `records: false`). Looks in `queue` when given,

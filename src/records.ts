@@ -35,6 +35,8 @@ export interface TaskStatus {
   error: { name: string; message: string } | null;
   /** The latest value the task gave `context.progress()`. */
   progress: unknown;
+  /** The latest lines its run gave `context.log()`, oldest first (at most 50). */
+  log: string[];
 }
 
 /** The state an outcome leaves a task in. */
@@ -84,6 +86,15 @@ export function statusOf(id: string, fields: Record<string, string>): TaskStatus
       progress = fields.progress;
     }
   }
+  let log: string[] = [];
+  if (fields.log !== undefined) {
+    try {
+      const lines: unknown = JSON.parse(fields.log);
+      if (Array.isArray(lines)) log = lines.map(String);
+    } catch {
+      log = [fields.log];
+    }
+  }
   return {
     id,
     state: (fields.state ?? 'enqueued') as TaskState,
@@ -98,5 +109,6 @@ export function statusOf(id: string, fields: Record<string, string>): TaskStatus
     retries: fields.retries === undefined ? null : Number(fields.retries),
     error: fields.errorName === undefined ? null : { name: fields.errorName, message: fields.errorMessage ?? '' },
     progress,
+    log,
   };
 }

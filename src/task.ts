@@ -103,6 +103,12 @@ export interface TaskContext {
    * Cheap to call in a loop: at most one write per 100 ms, the latest value last.
    */
   progress(value: unknown): void;
+  /**
+   * Add a line to the run's log on its record (the latest 50 lines of at
+   * most 1,000 characters each), for `(await result.status()).log`, `huey
+   * status` and the dashboard. Written as progress is: at most every 100 ms.
+   */
+  log(line: string): void;
 }
 
 /** The handle a task definition returns: call it to enqueue. */
@@ -262,9 +268,12 @@ class RunContext implements TaskContext {
   readonly timeout: number | null;
   readonly queue: string;
   readonly headers: Readonly<Record<string, string>>;
-  private latestProgress = '';
-  private progressSent = -Infinity;
-  private progressTimer?: NodeJS.Timeout;
+  /** What changed on the record since the last write: the progress as JSON, the log lines. */
+  private latestProgress?: string;
+  private lines?: string[];
+  private logChanged = false;
+  private recordSent = -Infinity;
+  private recordTimer?: NodeJS.Timeout;
   /** When the run's time is up (performance.now() ms), or Infinity. */
   private readonly deadline: number;
 
@@ -303,22 +312,41 @@ class RunContext implements TaskContext {
     if (text === undefined) throw new TypeError('progress must be a number or a JSON value');
     if (text.length > MAX_PROGRESS_CHARS) throw new RangeError(`progress is ${text.length} characters of JSON, over the limit of ${MAX_PROGRESS_CHARS}`);
     this.latestProgress = text;
-    if (this.progressTimer) return;
+    this.writeSoon();
+  }
+
+  log(line: string): void {
+    (this.lines ??= []).push(String(line).slice(0, MAX_LOG_LINE_CHARS));
+    if (this.lines.length > MAX_LOG_LINES) this.lines.shift();
+    this.logChanged = true;
+    this.writeSoon();
+  }
+
+  /** Write what changed to the record now, or once RECORD_INTERVAL_MS has passed since the last write. */
+  private writeSoon(): void {
+    if (this.recordTimer) return;
     const send = () => {
-      this.progressTimer = undefined;
-      this.progressSent = performance.now();
-      void this.huey.writeRecord(this.message, { progress: this.latestProgress });
+      this.recordTimer = undefined;
+      this.recordSent = performance.now();
+      const fields: Record<string, string> = {};
+      if (this.latestProgress !== undefined) fields.progress = this.latestProgress;
+      if (this.logChanged) fields.log = JSON.stringify(this.lines);
+      this.logChanged = false;
+      void this.huey.writeRecord(this.message, fields);
     };
-    const wait = this.progressSent + PROGRESS_INTERVAL_MS - performance.now();
+    const wait = this.recordSent + RECORD_INTERVAL_MS - performance.now();
     if (wait <= 0) send();
-    else this.progressTimer = setTimeout(send, wait);
+    else this.recordTimer = setTimeout(send, wait);
   }
 }
 
 /** The most characters of JSON a progress value may take. */
 const MAX_PROGRESS_CHARS = 4096;
-/** A task reporting progress in a hot loop writes at most this often, in ms. */
-const PROGRESS_INTERVAL_MS = 100;
+/** A task reporting progress or logging in a hot loop writes its record at most this often, in ms. */
+const RECORD_INTERVAL_MS = 100;
+/** The log lines a record keeps (the latest), and the most characters of each. */
+const MAX_LOG_LINES = 50;
+const MAX_LOG_LINE_CHARS = 1000;
 
 export function contextOf(message: Message, huey: Huey, signal: AbortSignal = NEVER_ABORTED): TaskContext {
   return new RunContext(message, huey, signal);

@@ -182,6 +182,56 @@ describe('dashboard in Chromium', () => {
   });
 });
 
+describe('dashboard and task records', () => {
+  it('finds a task by id and follows its progress and log live, lists failed tasks as text, and requeues one', async () => {
+    const records = await import('./fixtures/records.js');
+    const { consumer, url } = await consumerWithDashboard(['test/fixtures/records.huey', '-w', '2'], { REDIS_URL: redis.url });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    try {
+      await page.goto(url);
+      await page.locator('#title', { hasText: 'fixture-records (redis)' }).waitFor();
+      const report = records.report(3);
+      await report.enqueued;
+      await page.fill('[data-testid="find"]', report.id);
+      await page.press('[data-testid="find"]', 'Enter');
+      // Read again with every snapshot: running with its progress, then complete with its whole log.
+      await page.locator('[data-testid="task-state"]', { hasText: 'running' }).waitFor();
+      await page.locator('[data-testid="task-progress"]', { hasText: '"page":' }).waitFor();
+      await page.locator('[data-testid="task-state"]', { hasText: 'complete' }).waitFor({ timeout: 15_000 });
+      await page.locator('[data-testid="task-log"]', { hasText: '<b>rendered page 3</b>' }).waitFor();
+      assert.equal(await page.locator('[data-testid="task-log"] b').count(), 0, 'log lines are text, not markup');
+
+      await page.fill('[data-testid="find"]', 'no-such-id');
+      await page.click('[data-testid="find-button"]');
+      await page.locator('[data-testid="task-missing"]', { hasText: 'no record of task no-such-id' }).waitFor();
+      const missing = await fetch(new URL('/api/status?id=', url));
+      assert.equal(missing.status, 400);
+
+      const failing = records.explode();
+      await assert.rejects(failing.get({ blocking: true, timeout: 10 }));
+      const row = page.locator('[data-testid="failed"] tr', { hasText: failing.id });
+      await row.waitFor();
+      assert.match((await row.textContent()) ?? '', /Error: <img src=x onerror="window.pwned = 1">/);
+      assert.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined, 'the markup never ran');
+      await pollUntil(async () => /^huey_queue_failed_tasks\{queue="default"\} 1$/m.test(await (await fetch(new URL('/metrics', url))).text()), 'the failed count in /metrics');
+
+      const before = (await failing.status())!.ended!.getTime();
+      const asked = new Promise<string>((resolve) => page.once('dialog', (dialog) => void dialog.accept().then(() => resolve(dialog.message()))));
+      await row.locator('button[data-action="requeue"]').click();
+      assert.match(await asked, new RegExp(`Run explode ${failing.id} again\\?`));
+      await page.locator('[data-testid="notice"]', { hasText: `requeued failed task ${failing.id}` }).waitFor();
+      // It runs again, and fails again: a newer end.
+      await pollUntil(async () => ((await failing.status())?.ended?.getTime() ?? 0) > before && (await failing.status())?.state === 'failed', 'the second run');
+    } finally {
+      await page.close();
+      consumer.child.kill('SIGTERM');
+      await consumer.exited();
+      await records.huey.flush();
+      await records.huey.close();
+    }
+  });
+});
+
 describe('dashboard page safety', () => {
   /** `huey dashboard` on the fixture's queue: a dashboard with no workers, so what waits stays put. */
   async function dashboardProcess(): Promise<{ server: Spawned; url: string }> {

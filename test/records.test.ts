@@ -23,7 +23,10 @@ function app(storage: Storage, options: { records?: boolean } = {}) {
     throw new Error('always');
   });
   const counting = huey.task({ context: true })(function counting(n: number, task: TaskContext) {
-    for (let i = 1; i <= n; i++) task.progress({ done: i, of: n });
+    for (let i = 1; i <= n; i++) {
+      task.progress({ done: i, of: n });
+      task.log(`step ${i}${i === n ? ' '.repeat(2000) : ''}`);
+    }
     return n;
   });
   return { huey, add, flaky, counting };
@@ -86,7 +89,7 @@ for (const [kind, make] of Object.entries(STORAGES)) {
       }
     });
 
-    it('records a retry waiting, a revoked run, a dead letter, and the latest progress', async () => {
+    it('records a retry waiting, a revoked run, a dead letter, the latest progress and log lines', async () => {
       const { huey, add, counting } = app(make());
       const retried = huey.task({ retries: 2, retryDelay: 3600 })(function retried() {
         throw new TypeError('not yet');
@@ -114,7 +117,15 @@ for (const [kind, make] of Object.entries(STORAGES)) {
         const deadline = Date.now() + 5000;
         while (JSON.stringify(await progressing.progress()) !== JSON.stringify({ done: 250, of: 250 }) && Date.now() < deadline) await sleep(20);
         assert.deepEqual(await progressing.progress(), { done: 250, of: 250 });
-        assert.equal((await progressing.status())?.state, 'complete');
+        const done = (await progressing.status())!;
+        assert.equal(done.state, 'complete');
+        // The log keeps the latest 50 lines, each cut to 1,000 characters.
+        while ((await progressing.status())!.log.length < 50 && Date.now() < deadline) await sleep(20);
+        const { log } = (await progressing.status())!;
+        assert.equal(log.length, 50);
+        assert.equal(log[0], 'step 201');
+        assert.equal(log[49]!.length, 1000);
+        assert.ok(log[49]!.startsWith('step 250 '));
       } finally {
         await huey.flush();
         await huey.close();

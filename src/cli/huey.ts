@@ -17,7 +17,6 @@ import { HueyError } from '../errors.js';
 import type { Huey } from '../huey.js';
 import type { Message } from '../message.js';
 import { migrateQueues } from '../migrate.js';
-import type { TaskStatus } from '../records.js';
 
 /** What a command gives back: printed as JSON with --json, else as the text. */
 interface Output {
@@ -179,7 +178,7 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
     },
   },
   status: {
-    describe: "A task's record: its state, times, worker, error and progress; exit code 1 for an id with no record",
+    describe: "A task's record: its state, times, worker, error, progress and log; exit code 1 for an id with no record",
     args: '<id>',
     run: async (huey, argv) => {
       const id = String(argv.id);
@@ -194,6 +193,7 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
         ...(status.retries !== null ? [`retries left ${status.retries}`] : []),
         ...(status.error ? [`error ${escapeControls(status.error.name)}: ${escapeControls(status.error.message)}`] : []),
         ...(status.progress !== undefined ? [`progress ${escapeControls(JSON.stringify(status.progress))}`] : []),
+        ...(status.log.length > 0 ? ['log:', ...status.log.map((line) => `  ${escapeControls(line)}`)] : []),
       ];
       return { data: status, text: lines.join('\n') };
     },
@@ -206,7 +206,7 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
         .option('queue', queueOption)
         .option('task', { type: 'string', describe: 'Only this task' }),
     run: async (huey, argv) => {
-      const statuses = await failedTasks(huey, argv.limit as number, knownQueue(huey, argv), argv.task as string | undefined);
+      const statuses = await huey.failed({ limit: argv.limit as number, queue: knownQueue(huey, argv), task: argv.task as string | undefined });
       const text = statuses
         .map((s) => `${s.ended ? s.ended.toISOString() : '–'}  ${escapeControls(s.id)}  ${escapeControls(s.name)}  [${escapeControls(s.queue)}]  ${s.error ? escapeControls(`${s.error.name}: ${s.error.message}`) : ''}`)
         .join('\n');
@@ -233,7 +233,7 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
           : { data: { requeued: [] }, text: `no failed task ${id} with its message kept (see huey failed)`, code: 2 };
       }
       const requeued: string[] = [];
-      for (const status of await failedTasks(huey, 10_000, queue, argv.task as string | undefined)) {
+      for (const status of await huey.failed({ limit: 10_000, queue, task: argv.task as string | undefined })) {
         if (await huey.requeue(status.id, { queue: status.queue })) requeued.push(status.id);
       }
       return { data: { requeued }, text: `requeued ${requeued.length} failed task(s)` };
@@ -357,18 +357,6 @@ async function isKnownTask(huey: Huey, id: string): Promise<boolean> {
 }
 
 const queueOption = { alias: 'Q', type: 'string', describe: 'Only this queue' } as const;
-
-/** The tasks of `queue` (of every queue) that failed for good, of `task` if given, the latest to end first, at most `limit`. */
-async function failedTasks(huey: Huey, limit: number, queue?: string, task?: string): Promise<TaskStatus[]> {
-  const statuses: TaskStatus[] = [];
-  for (const source of huey.queueSources(queue)) {
-    for (const id of await source.storage.failedRecords(limit)) {
-      const status = await huey.status(id, { queue: source.queue });
-      if (status && (task === undefined || status.name === task)) statuses.push(status);
-    }
-  }
-  return statuses.sort((a, b) => (b.ended?.getTime() ?? 0) - (a.ended?.getTime() ?? 0)).slice(0, limit);
-}
 
 /** The --queue given, refused unless the instance knows it (a mistyped name would show nothing, or pause nothing). */
 function knownQueue(huey: Huey, argv: Record<string, unknown>): string | undefined {

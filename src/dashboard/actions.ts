@@ -24,6 +24,10 @@ export const ACTIONS: Record<string, (huey: Huey, target: string) => Promise<str
     return `enqueued periodic task ${name} now (${message.id})`;
   },
   retry: retryTask,
+  requeue: async (huey, id) => {
+    if (!(await huey.requeue(id))) throw new HueyError(`task ${id} is not in the failed registry (not failed, its record lapsed, or its message was over 64 KiB)`);
+    return `requeued failed task ${id}`;
+  },
   pause: async (huey) => (await huey.pause(), 'paused: workers start no new tasks'),
   resume: async (huey) => ((await huey.resume()) ? 'resumed' : 'the queue was not paused'),
   'pause-queue': async (huey, queue) => (await huey.pause(knownQueue(huey, queue)), `paused queue ${queue}: workers start none of its tasks`),

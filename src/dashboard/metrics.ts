@@ -24,6 +24,7 @@ export async function prometheusText(snapshot: Snapshot): Promise<{ contentType:
   perQueue('huey_queue_pending', 'Tasks waiting to run, by queue', (row) => row.pending);
   perQueue('huey_queue_scheduled', 'Tasks waiting for their time, by queue', (row) => row.scheduled);
   perQueue('huey_queue_dead_letters', 'Dead letters, by queue', (row) => row.deadLetters);
+  if (snapshot.records) perQueue('huey_queue_failed_tasks', 'Tasks that failed for good, listed while their records are kept, by queue', (row) => row.failed);
   perQueue('huey_queue_paused', '1 while the queue is paused by itself, by queue', (row) => (row.paused ? 1 : 0));
   perQueue('huey_queue_workers', 'Reporting workers that serve the queue', (row) => row.workers);
   const queueRuns = new Counter({ name: 'huey_queue_tasks_total', help: 'Task runs by queue and outcome', labelNames: ['queue', 'outcome'], registers: [registry] });

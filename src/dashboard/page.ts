@@ -32,6 +32,7 @@ const STYLE = String.raw`
   #notice { padding: 6px 20px; min-height: 18px; font-size: 13px; }
   #truncated { padding: 0 20px; font-size: 13px; color: #b06d00; }
   .empty { color: #8b93a5; font-style: italic; }
+  header input { font-size: 12px; }
   svg rect.done { fill: #3aa76d; } svg rect.fail { fill: #d64545; }
 `;
 
@@ -45,11 +46,13 @@ const BODY = String.raw`
   <div class="stat"><b data-testid="dead-count">–</b>dead letters</div>
   <div class="stat"><b data-testid="rate">–</b>done / failed, last minute</div>
   <div class="stat"><span data-testid="pause-control"></span></div>
+  <div class="stat"><input id="find" data-testid="find" placeholder="task id" size="38" aria-label="task id"> <button id="find-button" data-testid="find-button">Status</button></div>
 </header>
 <div id="notice" data-testid="notice"></div>
 <div id="truncated" data-testid="truncated"></div>
 <main>
   <section class="wide"><h2>Throughput, last hour (per minute: completed, failed)</h2><svg id="chart" width="100%" height="90" preserveAspectRatio="none" viewBox="0 0 600 90"></svg></section>
+  <section class="wide" id="task-section" hidden><h2>Task <button id="task-close">close</button></h2><div data-testid="task-status"></div></section>
   <section class="wide"><h2>Queues</h2><table data-testid="queues"></table></section>
   <section><h2>Running</h2><table data-testid="running"></table></section>
   <section><h2>Workers</h2><table data-testid="workers"></table></section>
@@ -60,6 +63,7 @@ const BODY = String.raw`
   <section><h2>Revoked</h2><table data-testid="revoked"></table></section>
   <section><h2>Locks held</h2><table data-testid="locks"></table></section>
   <section><h2>Dead letters</h2><table data-testid="dead"></table></section>
+  <section class="wide"><h2>Failed tasks (failed for good, from their records)</h2><table data-testid="failed"></table></section>
 </main>
 `;
 
@@ -135,13 +139,16 @@ function render(s) {
   table('running', ['task', 'id', 'worker', 'elapsed'], s.running.map((r) => [r.name, el('code', {}, r.id), r.worker, ago(r.started)]), 'nothing running');
   table('workers', ['worker', 'host', 'slots', 'heartbeat', 'running'], s.workers.map((w) => [w.id, w.host + ' (pid ' + w.pid + ')', w.concurrency, el('span', { class: w.silent ? 'silent' : '' }, ago(w.at) + ' ago' + (w.silent ? ' (silent)' : '')), w.running.length]), 'no worker has reported');
   table('events', ['at', 'task', 'id', 'outcome', 'took', ''], s.events.map((e) => [time(e.at), e.name, el('code', {}, e.id), el('span', { class: e.status, 'data-status': e.status }, e.status, e.error ? el('details', { open: '' }, el('summary', {}, 'error'), el('pre', { 'data-testid': 'stack' }, e.error)) : ''), e.ms.toFixed(1) + ' ms', e.message ? button('Retry', 'retry', e.id, 'Run ' + e.name + ' ' + e.id + ' again?') : '']), 'no runs yet');
+  table('failed', ['ended', 'task', 'id', 'queue', 'error', ''], (s.failedTasks || []).map((f) => [time(f.ended), f.name, el('code', {}, f.id), f.queue, el('span', { class: 'failed' }, f.error),
+    button('Requeue', 'requeue', f.id, 'Run ' + f.name + ' ' + f.id + ' again?')]), s.records ? 'no failed tasks' : 'task records are off (records: true keeps them, with a failed registry and status by id)');
+  if (shownId) showStatus(shownId);
   table('dead', ['at', 'task', 'reason', ''], s.dead.map((d) => [time(d.at), d.name ? d.name + ' ' + d.id : '(unreadable)', d.reason, d.id ? button('Retry', 'retry', d.id, 'Put ' + d.name + ' ' + d.id + ' back on the queue?') : '']), 'no dead letters');
   const control = document.querySelector('[data-testid="pause-control"]');
   control.replaceChildren(s.paused
     ? el('span', {}, el('b', { class: 'failed' }, 'PAUSED'), button('Resume', 'resume', '', 'Let workers start tasks again?'))
     : button('Pause', 'pause', '', 'Stop workers from starting new tasks?'));
-  table('queues', ['queue', 'pending', 'scheduled', 'dead letters', 'workers', 'complete / failed', ''], (s.queues || []).map((q) => [
-    q.name + (q.shards > 1 ? ' (' + q.shards + ' shards)' : ''), q.pending, q.scheduled, q.deadLetters, q.workers, (q.runs.complete || 0) + ' / ' + (q.runs.failed || 0),
+  table('queues', ['queue', 'pending', 'scheduled', 'dead letters', 'failed', 'workers', 'complete / failed', ''], (s.queues || []).map((q) => [
+    q.name + (q.shards > 1 ? ' (' + q.shards + ' shards)' : ''), q.pending, q.scheduled, q.deadLetters, s.records ? q.failed : '–', q.workers, (q.runs.complete || 0) + ' / ' + (q.runs.failed || 0),
     q.paused ? el('span', {}, el('b', { class: 'failed' }, 'PAUSED '), button('Resume', 'resume-queue', q.name, 'Let workers start tasks of ' + q.name + ' again?'))
       : button('Pause', 'pause-queue', q.name, 'Stop workers from starting tasks of ' + q.name + '?')]), 'no queues');
   table('scheduled', ['eta', 'call', 'id', 'queue', ''], s.scheduled.map((t) => t.corrupt ? ['', corrupt(t), '', t.queue, ''] : [time(t.eta), call(t), el('code', {}, t.id), t.queue, button('Revoke', 'revoke', t.id, 'Revoke ' + t.name + ' ' + t.id + '?')]), 'nothing scheduled');
@@ -150,6 +157,44 @@ function render(s) {
   table('revoked', ['what', '', ''], s.revoked.map((r) => [r.kind === 'task' ? 'every call of' : 'task id', el('code', {}, r.target), button('Restore', r.kind === 'task' ? 'restore-task' : 'restore', r.target, 'Restore ' + r.target + '?')]), 'nothing revoked');
   table('locks', ['lock', ''], s.locks.map((name) => [name, button('Flush', 'flush-lock', name, 'Flush lock ' + name + '?')]), 'no lock held');
 }
+
+// A task's record, found by id, shown until closed and read again with every snapshot (live progress).
+let shownId = null;
+async function showStatus(id) {
+  shownId = id;
+  const section = document.getElementById('task-section');
+  const target = document.querySelector('[data-testid="task-status"]');
+  section.hidden = false;
+  const url = new URL('/api/status', location.href);
+  url.search = '';
+  url.searchParams.set('id', id);
+  if (token) url.searchParams.set('token', token);
+  let body;
+  try {
+    body = await (await fetch(url)).json();
+  } catch (error) {
+    body = { error: String(error) };
+  }
+  if (shownId !== id) return; // another search since
+  if (body.error) { target.replaceChildren(el('p', { class: 'empty', 'data-testid': 'task-missing' }, body.error)); return; }
+  const t = body.status;
+  const rows = [
+    ['id', el('code', {}, t.id)], ['task', t.name], ['queue', t.queue],
+    ['state', el('span', { class: t.state, 'data-testid': 'task-state' }, t.state)],
+    ['created', t.created || ''], ['enqueued', t.enqueued || ''], ['due', t.eta || ''], ['started', t.started || ''], ['ended', t.ended || ''],
+    ['worker', t.worker || ''], ['retries left', t.retries == null ? '' : t.retries],
+    ['error', t.error ? el('pre', {}, t.error.name + ': ' + t.error.message) : ''],
+    ['progress', t.progress === undefined ? '' : el('code', { 'data-testid': 'task-progress' }, JSON.stringify(t.progress))],
+    ['log', t.log.length ? el('pre', { 'data-testid': 'task-log' }, t.log.join('\n')) : ''],
+  ];
+  const table = el('table', {});
+  for (const [label, value] of rows) table.append(el('tr', {}, el('th', {}, label), el('td', {}, value)));
+  target.replaceChildren(table, t.state === 'failed' ? button('Requeue', 'requeue', t.id, 'Run ' + t.name + ' ' + t.id + ' again?') : '');
+}
+const find = document.getElementById('find');
+document.getElementById('find-button').onclick = () => { if (find.value.trim()) showStatus(find.value.trim()); };
+find.onkeydown = (event) => { if (event.key === 'Enter' && find.value.trim()) showStatus(find.value.trim()); };
+document.getElementById('task-close').onclick = () => { shownId = null; document.getElementById('task-section').hidden = true; };
 
 // The snapshot the page came with, shown before the first event.
 const initial = document.getElementById('initial-snapshot').textContent;

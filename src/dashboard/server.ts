@@ -90,6 +90,15 @@ export async function startDashboard(huey: Huey, options: DashboardOptions = {})
       case 'GET /api/snapshot':
         response.writeHead(200, { 'content-type': 'application/json' });
         return void response.end(fitSnapshot(await takeSnapshot(huey), maxSnapshotBytes));
+      case 'GET /api/status': {
+        // A task's record by id: the search box. The id is only looked up, never shown back as HTML.
+        const id = url.searchParams.get('id') ?? '';
+        if (id === '' || id.length > 512) return send(response, 400, { error: 'give a task id: ?id=...' });
+        if (!huey.records) return send(response, 404, { error: 'task records are off for this instance (records: true keeps them)' });
+        const status = await huey.status(id);
+        if (!status) return send(response, 404, { error: `no record of task ${id} (never enqueued here, or its record lapsed)` });
+        return send(response, 200, { status });
+      }
       case 'GET /metrics': {
         const { contentType, text } = await prometheusText(await takeSnapshot(huey));
         response.writeHead(200, { 'content-type': contentType });

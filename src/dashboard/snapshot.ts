@@ -31,6 +31,8 @@ export interface QueueRow {
   pending: number;
   scheduled: number;
   deadLetters: number;
+  /** Tasks of the queue that failed for good, while their records are kept (0 without records). */
+  failed: number;
   paused: boolean;
   /** Runs by outcome (complete, failed, ...) counted by the workers that report, since each started. */
   runs: Record<string, number>;
@@ -66,6 +68,10 @@ export interface Snapshot {
   deadLetters: number;
   /** The newest dead letters of every queue, with the task they hold when it can be read. */
   dead: Array<{ id: string | null; name: string | null; reason: string; at: number; queue: string }>;
+  /** Whether the instance keeps task records: without them there is no failed registry or status by id. */
+  records: boolean;
+  /** The latest tasks that failed for good, from their records (empty without records). */
+  failedTasks: Array<{ id: string; name: string; queue: string; ended: number | null; error: string }>;
   /** The whole instance is paused (each queue's own pause is in `queues`). */
   paused: boolean;
   /** Completed and failed runs per minute over the last hour, all workers together, oldest first. */
@@ -89,12 +95,13 @@ async function readQueues(huey: Huey): Promise<Array<Omit<QueueRow, 'runs' | 'wo
     huey.pausedQueues(names),
     Promise.all(
       names.map(async (name) => {
-        const [pending, scheduled, deadLetters] = await Promise.all([
+        const [pending, scheduled, deadLetters, failed] = await Promise.all([
           total(huey, name, (storage) => storage.queueSize()),
           total(huey, name, (storage) => storage.scheduleSize()),
           total(huey, name, (storage) => storage.deadLetterCount()),
+          huey.records ? total(huey, name, (storage) => storage.failedCount()) : 0,
         ]);
-        return { name, shards: huey.shardCount(name), pending, scheduled, deadLetters };
+        return { name, shards: huey.shardCount(name), pending, scheduled, deadLetters, failed };
       }),
     ),
   ]);
@@ -111,7 +118,7 @@ export async function readDeadLetters(huey: Huey, limit: number, queue?: string)
 export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
   const { storage } = huey;
   const now = Date.now();
-  const [queueCounts, pendingByPriority, pendingTasks, scheduled, statuses, events, revokedIds, revokedTasks, locks, deadLetters, enqueuedCounters, paused] =
+  const [queueCounts, pendingByPriority, pendingTasks, scheduled, statuses, events, revokedIds, revokedTasks, locks, deadLetters, enqueuedCounters, paused, failedTasks] =
     await Promise.all([
       readQueues(huey),
       storage.queueSizeByPriority(),
@@ -126,6 +133,7 @@ export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
       readDeadLetters(huey, LIST_LIMIT),
       storage.counters(enqueuedKey('')),
       huey.isPaused(),
+      huey.records ? huey.failed({ limit: LIST_LIMIT }) : [],
     ]);
   const sum = (field: 'pending' | 'scheduled' | 'deadLetters') => queueCounts.reduce((n, row) => n + row[field], 0);
   const enqueued = Object.fromEntries(Object.entries(enqueuedCounters).map(([key, count]) => [key.slice(enqueuedKey('').length), count]));
@@ -199,6 +207,14 @@ export async function takeSnapshot(huey: Huey): Promise<Snapshot> {
       }
       return { id: message?.id ?? null, name: message?.name ?? null, reason: letter.reason, at: letter.at, queue: letter.queue };
     }),
+    records: huey.records,
+    failedTasks: failedTasks.map((status) => ({
+      id: status.id,
+      name: status.name,
+      queue: status.queue,
+      ended: status.ended?.getTime() ?? null,
+      error: status.error ? `${status.error.name}: ${status.error.message}` : '',
+    })),
     paused,
     throughput: [...minutes.values()].filter(([minute]) => minute >= now - 60 * 60_000).sort((a, b) => a[0] - b[0]),
   };

@@ -444,6 +444,10 @@ export class MemoryStorage implements Storage {
     return failed.sort((a, b) => b[1] - a[1]).slice(0, limit).map(([id]) => id);
   }
 
+  async failedCount(): Promise<number> {
+    return (await this.failedRecords(Infinity)).length;
+  }
+
   async flushAll(): Promise<void> {
     this.records.clear();
     this.status.clear();

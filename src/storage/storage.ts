@@ -230,14 +230,16 @@ export interface Storage {
   /**
    * Merge `fields` into the record of task `id` and keep it `ttlMs` from now
    * (each write sets the time anew). A record whose `state` becomes `failed`
-   * is listed by `failedRecords` (by its `ended` field, ms since the epoch)
-   * until it lapses or its state changes.
+   * is listed by `failedRecords` (the latest to fail first) until it lapses
+   * or its state changes.
    */
   writeRecord(id: string, fields: Readonly<Record<string, string>>, ttlMs: number): Promise<void>;
   /** Every field of task `id`'s record, or null when it has none (never seen, or lapsed). */
   readRecord(id: string): Promise<Record<string, string> | null>;
   /** Ids of the tasks whose record says `failed`, the latest to end first, at most `limit`. */
   failedRecords(limit?: number): Promise<string[]>;
+  /** How many tasks `failedRecords` would list without a limit. */
+  failedCount(): Promise<number>;
 
   // ---- activity: what workers report for the dashboard, the admin command and metrics ----
 

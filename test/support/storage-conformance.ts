@@ -521,19 +521,23 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       await storage.writeRecord('t1', { state: 'enqueued', name: 'add', created: '100' }, 60_000);
       await storage.writeRecord('t1', { state: 'running', started: '200' }, 60_000);
       assert.deepEqual(await storage.readRecord('t1'), { state: 'running', name: 'add', created: '100', started: '200' });
-      await storage.writeRecord('t2', { state: 'failed', ended: '300', error: 'Error: no' }, 60_000);
-      await storage.writeRecord('t3', { state: 'failed', ended: '500' }, 60_000);
-      await storage.writeRecord('t4', { state: 'failed', ended: '400' }, 60_000);
+      // Ends are times (ms since the epoch), as a run writes them.
+      const end = (ms: number) => String(Date.now() - 1000 + ms);
+      await storage.writeRecord('t2', { state: 'failed', ended: end(300), error: 'Error: no' }, 60_000);
+      await storage.writeRecord('t3', { state: 'failed', ended: end(500) }, 60_000);
+      await storage.writeRecord('t4', { state: 'failed', ended: end(400) }, 60_000);
       assert.deepEqual(await storage.failedRecords(), ['t3', 't4', 't2']);
       assert.deepEqual(await storage.failedRecords(2), ['t3', 't4']);
+      assert.equal(await storage.failedCount(), 3);
       // Retried: no longer failed.
       await storage.writeRecord('t3', { state: 'enqueued' }, 60_000);
       assert.deepEqual(await storage.failedRecords(), ['t4', 't2']);
       // A record lapses: gone from reads and from the failed list.
-      await storage.writeRecord('t4', { state: 'failed', ended: '400' }, 1);
+      await storage.writeRecord('t4', { state: 'failed', ended: String(Date.now()) }, 1);
       await new Promise((resolve) => setTimeout(resolve, 10));
       assert.equal(await storage.readRecord('t4'), null);
       assert.deepEqual(await storage.failedRecords(), ['t2']);
+      assert.equal(await storage.failedCount(), 1, 'a lapsed failure is not counted');
       // Records are not results, flags or counters.
       assert.deepEqual(await storage.resultItems(), {});
       await storage.flushAll();

@@ -66,7 +66,7 @@ export class RedisKeys {
   readonly wake: string;
   /** How many times each message was put back unstarted from a dead consumer: sha1 of its receipt → count. */
   readonly stalls: string;
-  /** Ids of the tasks whose record says failed, scored by when they ended (ms). */
+  /** Ids of the tasks whose record says failed, scored by when their record lapses (ms, Redis clock). */
   readonly failed: string;
   private readonly prefix: string;
 
@@ -967,14 +967,16 @@ export class RedisStorage implements Storage {
   async failedRecords(limit = 100): Promise<string[]> {
     this.sendRecords();
     return this.send(async (client) => {
-      const ids = await client.zRange(this.keys.failed, 0, limit - 1, { REV: true });
-      if (ids.length === 0) return ids;
-      // Records lapse by themselves; their index entries go when next seen.
-      const present = await Promise.all(ids.map((id) => client.exists(this.keys.record(id))));
-      const lapsed = ids.filter((_, i) => present[i] === 0);
-      if (lapsed.length > 0) await client.zRem(this.keys.failed, lapsed);
-      return ids.filter((_, i) => present[i] !== 0);
+      const now = await this.serverTime(client);
+      // Entries are scored by when their record lapses: the lapsed go first.
+      const [, ids] = (await client.multi().zRemRangeByScore(this.keys.failed, '-inf', now).zRange(this.keys.failed, 0, limit - 1, { REV: true }).exec()) as unknown as [number, string[]];
+      return ids;
     });
+  }
+
+  async failedCount(): Promise<number> {
+    this.sendRecords();
+    return this.send(async (client) => client.zCount(this.keys.failed, await this.serverTime(client), '+inf'));
   }
 
   async flushAll(): Promise<void> {

@@ -731,6 +731,11 @@ export class SqliteStorage implements Storage {
     return rows.map((row) => String(row.id));
   }
 
+  async failedCount(): Promise<number> {
+    const row = this.sql(`SELECT count(*) AS n FROM "$t_records" WHERE state = 'failed' AND expires_at > ?`).get(Date.now()) as Row;
+    return Number(row.n);
+  }
+
   async flushAll(): Promise<void> {
     this.atomically(() => {
       for (const table of ['queue', 'schedule', 'data', 'counters', 'dead', 'leases', 'status', 'events', 'records']) this.sql(`DELETE FROM "$t_${table}"`).run();

@@ -7,7 +7,8 @@
 -- except by a write of "running" or "complete" to a record that was there:
 -- that one keeps the time set when the task was enqueued (PEXPIRE costs as
 -- much as the HSET, and these are the writes of every run). A record whose state becomes
--- "failed" is listed in the failed index by its end time; one written with a
+-- "failed" is listed in the failed index (scored by when the record lapses);
+-- one written with a
 -- state that can follow "failed" (enqueued again, by requeue) leaves it.
 -- Returns the index of the first argument after the block.
 local function write_records(at)
@@ -30,7 +31,14 @@ local function write_records(at)
         added = redis.call('HSET', key, 'state', state, unpack(ARGV, first, last))
       end
       if state == 'failed' then
-        redis.call('ZADD', failed, tonumber(ended) or 0, id)
+        -- Scored by when the record lapses (its end plus its time to live), so
+        -- lapsed entries can be dropped by score and the rest sort by their end.
+        local at = tonumber(ended)
+        if not at then
+          local t = redis.call('TIME')
+          at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        end
+        redis.call('ZADD', failed, at + tonumber(ttl), id)
       elseif state == 'running' or state == 'complete' then
         -- A record that was there had a state, so its "state" field was not added.
         expire = added == (last - first + 1) / 2 + (ended ~= '' and 2 or 1)
