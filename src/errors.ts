@@ -108,6 +108,11 @@ export class WorkerDiedError extends HueyError {
   override name = 'WorkerDiedError';
 }
 
+/** A task was not run because a task it depends on failed for good, was revoked, or is unknown. */
+export class DependencyError extends HueyError {
+  override name = 'DependencyError';
+}
+
 /** The storage could not be reached or refused the command. */
 export class StorageError extends HueyError {
   override name = 'StorageError';

@@ -5,6 +5,7 @@ import {
   CancelExecution,
   ConfigurationError,
   RateLimitExceeded,
+  DependencyError,
   HueyError,
   RetryTask,
   SerializationError,
@@ -118,7 +119,9 @@ export type Outcome =
   | { status: 'failed' | 'retrying' | 'canceled' | 'locked'; error: unknown }
   | { status: 'revoked' | 'expired' }
   /** Reached a worker before its eta, and went back to the schedule unrun. */
-  | { status: 'scheduled' };
+  | { status: 'scheduled' }
+  /** Waits, unrun, for tasks it depends on: back in the schedule to look again later. */
+  | { status: 'deferred' };
 
 /** How a worker runs a message it claimed in a batch; see `Huey.execute`. */
 export interface ExecuteOptions {
@@ -140,6 +143,19 @@ export interface ExecuteOptions {
  * whether the run's end was recorded yet (it rides on the final step).
  */
 type Settle = { claim: Claim; storage: Storage; acked: boolean; started?: number; recorded?: boolean };
+
+/** A parent that reached one of these will never complete: its dependents fail (or run, by option). */
+const PARENT_ENDS: ReadonlySet<string> = new Set(['failed', 'canceled', 'revoked', 'expired', 'dead']);
+
+/** A deferred task's first wait for its parents, growing by half each time up to the last, in ms. */
+const DEFER_FIRST_MS = 100;
+const DEFER_MAX_MS = 5000;
+
+/** `message` back in the schedule, to look at the tasks it depends on again after its next wait. */
+function deferredAgain(message: Message): Message {
+  const deferrals = (message.deferrals ?? 0) + 1;
+  return { ...message, deferrals, eta: Date.now() + Math.min(DEFER_FIRST_MS * 1.5 ** (deferrals - 1), DEFER_MAX_MS) };
+}
 
 /** The outcomes after which a task will not run again: its key (if any) is let go. */
 const ENDS: ReadonlySet<Outcome['status']> = new Set(['complete', 'failed', 'locked', 'canceled', 'revoked', 'expired']);
@@ -431,7 +447,7 @@ export class Huey {
       }
       const message = this.stamp(unstamped);
       const data = this.serializeMessage(message);
-      const enqueued = message.dedupe ? this.enqueueKeyed(message, data) : this.enqueueSerialized(message, data);
+      const enqueued = this.enqueueCall(message, data, overrides.dependsOn);
       const result = new Result<unknown>(this, message.id, enqueued, message);
       if (!awaited) {
         // A caller who may never look at `result.enqueued` still hears of a failure, from the log
@@ -478,7 +494,16 @@ export class Huey {
       const message = this.stamp(unstamped);
       return { message, data: this.serializeMessage(message) };
     });
-    const enqueued = this.track(this.writeAll(items));
+    // Heads that depend on other tasks: those are checked first, and nothing is written if one is unknown.
+    const dependents = items.filter(({ message }) => message.dependsOn);
+    const written =
+      dependents.length === 0
+        ? this.writeAll(items)
+        : (async () => {
+            for (const { message } of dependents) await this.checkParents(message, message.dependsOn!.map((parent) => parent.id));
+            await this.writeAll(items);
+          })();
+    const enqueued = this.track(written);
     enqueued.catch((error) => this.logger.error(`enqueue of ${messages.length} task(s) failed: ${errorText(error)}`));
     const group = resultsOf(this, handles, enqueued);
     // Logged above; the handles' own promises must not end the process as unhandled rejections.
@@ -559,7 +584,7 @@ export class Huey {
   enqueue(work: any): any {
     if (work instanceof Signature) {
       const message = this.stamp(work.message());
-      const enqueued = this.enqueueSerialized(message, this.serializeMessage(message));
+      const enqueued = this.enqueueCall(message, this.serializeMessage(message), work.options.dependsOn);
       enqueued.catch((error) => this.logger.error(`enqueue of ${message.name} ${message.id} failed: ${errorText(error)}`));
       const result = new Result<unknown>(this, message.id, enqueued, message);
       result.enqueued.catch(() => {});
@@ -583,6 +608,23 @@ export class Huey {
 
   private enqueueSerialized(message: Message, data: string, retry = false): Promise<void> {
     return this.track(this.write(message, data, retry));
+  }
+
+  /**
+   * Enqueue one call: after checking the tasks it depends on (whose handles
+   * may still be on their way), and taking or joining its key. Resolves to
+   * the id of the call it joined, if it joined one.
+   */
+  private enqueueCall(message: Message, data: string, parents?: ReadonlyArray<Result<unknown> | string>): Promise<string | undefined | void> {
+    if (message.dependsOn) {
+      return this.track(
+        (async () => {
+          const checked = await this.checkParents(message, parents ?? message.dependsOn!.map((parent) => parent.id));
+          return checked.dedupe ? this.enqueueKeyed(checked, this.serializeMessage(checked)) : this.enqueueSerialized(checked, this.serializeMessage(checked));
+        })(),
+      );
+    }
+    return message.dedupe ? this.enqueueKeyed(message, data) : this.enqueueSerialized(message, data);
   }
 
   /**
@@ -683,8 +725,8 @@ export class Huey {
     if (!this.records) return NOTHING;
     const now = Date.now();
     const state = stateOf(outcome);
-    // A retry wrote its record as it was enqueued; its next run may already have written its own.
-    if (state === 'retrying') return NOTHING;
+    // A retry (or a wait for the tasks it depends on) wrote its record as it was enqueued; its next run may already have written its own.
+    if (state === 'retrying' || state === 'deferred') return NOTHING;
     const failure = 'error' in outcome && outcome.error !== undefined ? errorFields(outcome.error) : {};
     const waits = state === 'scheduled';
     // A task that failed for good keeps its message, so that `requeue` can run it again.
@@ -719,6 +761,43 @@ export class Huey {
       return true;
     }
     return false;
+  }
+
+  /**
+   * Where the tasks `message` depends on stand, from their records: the
+   * first still on its way (`waiting`), or the first that ended without
+   * completing (`failed`, and why), or neither when all completed.
+   */
+  private async parentsOf(message: Message): Promise<{ waiting?: string; failed?: { id: string; why: string } }> {
+    const statuses = await Promise.all(message.dependsOn!.map((parent) => this.status(parent.id, { queue: parent.queue ?? DEFAULT_QUEUE })));
+    let waiting: string | undefined;
+    for (const [i, status] of statuses.entries()) {
+      const id = message.dependsOn![i]!.id;
+      if (!status) return { failed: { id, why: 'has no record (its record lapsed, or it was never enqueued here)' } };
+      if (status.state === 'complete') continue;
+      if (PARENT_ENDS.has(status.state)) return { failed: { id, why: `ended ${status.state}${status.error ? ` (${status.error.name}: ${status.error.message})` : ''}` } };
+      waiting ??= id;
+    }
+    return waiting === undefined ? {} : { waiting };
+  }
+
+  /**
+   * Check, before a dependent is enqueued, that every task it depends on is
+   * one this instance has a record of: a typo'd id would otherwise wait for
+   * nothing, then fail. Results are awaited first (a parent enqueued in the
+   * same breath), and a parent that joined another by its key is named by
+   * that one's id.
+   */
+  private async checkParents(message: Message, parents: ReadonlyArray<Result<unknown> | string>): Promise<Message> {
+    if (!this.records) throw new ConfigurationError(`task ${message.name}: dependsOn needs task records (records: true): they say when a task it depends on has completed`);
+    const settled = await Promise.all(parents.map(async (parent) => (typeof parent === 'string' ? parent : (await parent.enqueued).id)));
+    const dependsOn = message.dependsOn!.map((parent, i) => ({ ...parent, id: settled[i]! }));
+    for (const parent of dependsOn) {
+      if (!(await this.status(parent.id, { queue: parent.queue ?? DEFAULT_QUEUE }))) {
+        throw new HueyError(`task ${message.name} cannot depend on task ${parent.id}: this instance has no record of it${parent.queue ? ` on queue ${parent.queue}` : ''}`);
+      }
+    }
+    return { ...message, dependsOn };
   }
 
   /**
@@ -848,6 +927,18 @@ export class Huey {
       await this.emit('revoked', message, undefined, context);
       await this.abortChordMember(message);
       return { status: 'revoked' };
+    }
+    if (message.dependsOn && message.dependsOn.length > 0) {
+      const parents = await this.parentsOf(message);
+      if (parents.waiting) {
+        await this.emit('deferred', message, undefined, context);
+        await this.enqueueRetry(deferredAgain(message), settle, undefined, { state: 'deferred', waitingOn: parents.waiting });
+        return { status: 'deferred' };
+      }
+      if (parents.failed && !message.runOnParentFailure) {
+        const error = new DependencyError(`task ${message.name} was not run: the task it depends on, ${parents.failed.id}, ${parents.failed.why}`);
+        return this.fail({ ...message, retries: 0 }, error, context, settle);
+      }
     }
     const problems = followUpProblems(message, this.isTask);
     if (problems.length > 0) {
@@ -1036,12 +1127,12 @@ export class Huey {
    * in one storage step where the storage can: a consumer that dies between
    * the two would otherwise leave the claim to be run again beside its retry.
    */
-  private async enqueueRetry(next: Message, settle?: Settle, cause?: unknown): Promise<void> {
+  private async enqueueRetry(next: Message, settle?: Settle, cause?: unknown, record: Record<string, string> = { state: 'retrying' }): Promise<void> {
     const now = Date.now();
     const due = next.eta !== null && next.eta > now ? next.eta : null;
     // Written before the retry can be taken, so its run's own record comes after.
     const failure = cause === undefined ? {} : errorFields(cause);
-    void this.writeRecord(next, { state: 'retrying', eta: due, enqueued: due === null ? now : undefined, ...failure }, due === null ? 0 : due - now, true);
+    void this.writeRecord(next, { ...record, eta: due, enqueued: due === null ? now : undefined, ...failure }, due === null ? 0 : due - now, true);
     const storage = settle?.storage;
     // In one step only where the retry goes to the storage the claim came from.
     if (!settle || !storage || settle.acked || !storage.retryAndAck || this.immediateMode || storage !== this.storageOf(next)) {

@@ -47,6 +47,16 @@ export interface Message {
    * releases the key even if the task never ends.
    */
   dedupe?: { key: string; debounce?: boolean; ttl?: number };
+  /**
+   * Tasks that must complete before this one runs (their ids, and queues
+   * where not the default). Until then it is `deferred`: each time it comes
+   * up it looks at their records and waits again, longer each time.
+   */
+  dependsOn?: Array<{ id: string; queue?: string }>;
+  /** Run even when a task it depends on failed for good or was revoked (otherwise it fails, naming that task). */
+  runOnParentFailure?: boolean;
+  /** How many times it has waited for the tasks it depends on: its next wait grows with it. */
+  deferrals?: number;
   /** Membership of a chord: when all `size` members have finished, `callback` runs once with their results. */
   chord?: { id: string; index: number; size: number; callback: Message };
 }

@@ -3,13 +3,14 @@ import type { Message } from './message.js';
 import { DEFAULT_QUEUE } from './validate.js';
 
 /**
- * Where a task stands. `enqueued` and `scheduled` wait; `running` has run
+ * Where a task stands. `enqueued` and `scheduled` wait, `deferred` for the
+ * tasks it depends on (`waitingOn` names one); `running` has run
  * longer than a turn of its worker's event loop; `retrying` failed and waits
  * for its next try; the rest are ends: `complete`, `failed` (for good),
  * `canceled`, `revoked`, `expired` (dropped unrun), and `dead` (dead-lettered:
  * it could not be read or run at all).
  */
-export type TaskState = 'enqueued' | 'scheduled' | 'running' | 'retrying' | 'complete' | 'failed' | 'canceled' | 'revoked' | 'expired' | 'dead';
+export type TaskState = 'enqueued' | 'scheduled' | 'deferred' | 'running' | 'retrying' | 'complete' | 'failed' | 'canceled' | 'revoked' | 'expired' | 'dead';
 
 /** A task's record: `huey.status(id)`, `result.status()`, `huey status ID`. */
 export interface TaskStatus {
@@ -37,6 +38,8 @@ export interface TaskStatus {
   progress: unknown;
   /** The latest lines its run gave `context.log()`, oldest first (at most 50). */
   log: string[];
+  /** For a deferred task: a task it waits for. */
+  waitingOn: string | null;
 }
 
 /** The state an outcome leaves a task in. */
@@ -110,5 +113,6 @@ export function statusOf(id: string, fields: Record<string, string>): TaskStatus
     error: fields.errorName === undefined ? null : { name: fields.errorName, message: fields.errorMessage ?? '' },
     progress,
     log,
+    waitingOn: fields.state === 'deferred' ? (fields.waitingOn ?? null) : null,
   };
 }

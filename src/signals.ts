@@ -4,6 +4,7 @@ import type { TaskContext } from './task.js';
 export const SIGNALS = [
   'enqueued',
   'scheduled',
+  'deferred',
   'executing',
   'complete',
   'error',

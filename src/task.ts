@@ -1,11 +1,11 @@
 import type { DateTime } from 'luxon';
-import { TaskTimeout } from './errors.js';
+import { ConfigurationError, TaskTimeout } from './errors.js';
 import type { Huey, RevokeOptions } from './huey.js';
 import type { Message } from './message.js';
 import type { Result } from './result.js';
 import type { ResultGroup } from './result-group.js';
 import type { Signature } from './signature.js';
-import { checkCallOptions, checkKey, checkRetryWaits, checkTaskOptions, DEFAULT_QUEUE, etaOf } from './validate.js';
+import { checkCallOptions, checkKey, checkRetryWaits, checkTaskOptions, DEFAULT_QUEUE, etaOf, MAX_PARENTS } from './validate.js';
 
 /** Options of `huey.task(options)`; each can be overridden per call through `schedule()`. */
 export interface TaskOptions {
@@ -67,6 +67,13 @@ export interface ScheduleOptions<A extends unknown[]> {
   timeout?: number;
   /** The named queue this call goes to, instead of the task's. */
   queue?: string;
+  /**
+   * Tasks that must complete first (their Results, or ids): until then this
+   * one is `deferred`. Needs task records. See Dependencies.
+   */
+  dependsOn?: ReadonlyArray<Result<unknown> | string>;
+  /** With `dependsOn`: run even if a task it depends on failed for good or was revoked. @defaultValue false */
+  runOnParentFailure?: boolean;
   /** This call's deduplication key, instead of the one the task computes. */
   key?: string;
   debounce?: boolean;
@@ -210,6 +217,10 @@ export class TaskDefinition {
     if (typeof expires === 'number') message.expiresIn = expires;
     const queue = call.queue ?? this.options.queue;
     if (queue !== undefined && queue !== DEFAULT_QUEUE) message.queue = queue;
+    if (call.dependsOn !== undefined) {
+      message.dependsOn = parentsOf(call.dependsOn);
+      if (call.runOnParentFailure) message.runOnParentFailure = true;
+    }
     const key = call.key ?? (this.options.key ? checkKey(this.options.key(...args), `the key ${this.name}'s key() computed`) : undefined);
     if (key !== undefined) {
       const debounce = call.debounce ?? this.options.debounce;
@@ -233,6 +244,17 @@ export class TaskDefinition {
     const running = new Promise((resolve) => resolve(this.fn.apply(this.thisArg(), args)));
     return message.timeout && abort ? withTimeout(running, message, abort) : running;
   }
+}
+
+/** The tasks a call depends on, as its message names them: ids, and queues where not the default. */
+function parentsOf(dependsOn: unknown): Array<{ id: string; queue?: string }> {
+  if (!Array.isArray(dependsOn) || dependsOn.length > MAX_PARENTS) throw new ConfigurationError(`dependsOn must be a list of at most ${MAX_PARENTS} Results or task ids`);
+  return dependsOn.map((parent: unknown) => {
+    if (typeof parent === 'string' && parent !== '') return { id: parent };
+    const { id, queue } = (parent ?? {}) as { id?: unknown; queue?: unknown };
+    if (typeof id !== 'string' || id === '') throw new ConfigurationError(`dependsOn takes Results or task ids, not ${String(parent)}`);
+    return typeof queue === 'string' && queue !== DEFAULT_QUEUE ? { id, queue } : { id };
+  });
 }
 
 /**

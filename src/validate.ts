@@ -122,6 +122,9 @@ function check(options: Record<string, unknown>, option: string, rule: (value: u
   if (problem !== null) fail(option, problem, value);
 }
 
+/** The most tasks one task may depend on. */
+export const MAX_PARENTS = 1000;
+
 /** The longest deduplication key, in characters. */
 export const MAX_KEY_LENGTH = 512;
 
@@ -296,6 +299,16 @@ function messageProblem(value: unknown, path: string): string | null {
       if (problem !== null) return `field "${path}dedupe.${field}" must be ${problem}, not ${show(dedupe[field])}`;
     }
   }
+  const parents = message.dependsOn;
+  if (parents !== undefined) {
+    if (!Array.isArray(parents) || parents.length > MAX_PARENTS) return `field "${path}dependsOn" must be a list of at most ${MAX_PARENTS} tasks, not ${show(parents)}`;
+    for (const [i, parent] of parents.entries()) {
+      const { id, queue } = (parent ?? {}) as { id?: unknown; queue?: unknown };
+      if (stringRule(id) !== null || (queue !== undefined && queueNameRule(queue) !== null)) return `field "${path}dependsOn.${i}" must be { id, queue? } of a task, not ${show(parent)}`;
+    }
+  }
+  if (message.runOnParentFailure !== undefined && typeof message.runOnParentFailure !== 'boolean') return `field "${path}runOnParentFailure" must be true or false, not ${show(message.runOnParentFailure)}`;
+  if (message.deferrals !== undefined && !(Number.isSafeInteger(message.deferrals) && (message.deferrals as number) >= 0)) return `field "${path}deferrals" must be a whole number, not ${show(message.deferrals)}`;
   for (const follower of ['onComplete', 'onError'] as const) {
     if (message[follower] !== undefined) {
       const problem = messageProblem(message[follower], `${path}${follower}.`);

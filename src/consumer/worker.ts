@@ -477,7 +477,8 @@ export class Worker {
 
   /** Run one message through `huey.execute`, which also settles its claim. */
   private async runMessage(claim: Claim, message: Message, source: Source, options: ExecuteOptions): Promise<Outcome> {
-    this.logger.info(`executing ${message.name} ${message.id}`);
+    // A task waiting on others comes up again and again until they are done: its looks are not news.
+    (message.dependsOn ? this.logger.debug : this.logger.info).call(this.logger, `executing ${message.name} ${message.id}`);
     const started = performance.now();
     this.reporter.started(message);
     // From here a death of this consumer counts as a failed run of this message, not as a claim to put back.
@@ -494,6 +495,11 @@ export class Worker {
       this.onFinish?.(message);
     }
     const ms = performance.now() - started;
+    // A deferred task did not run: it counts as no run, and no duration.
+    if (outcome.status === 'deferred') {
+      this.reporter.abandoned(message);
+      return outcome;
+    }
     this.reporter.finished(message, outcome, ms);
     this.averageRunMs = this.averageRunMs === undefined ? ms : this.averageRunMs + AVERAGE_WEIGHT * (ms - this.averageRunMs);
     this.log(message, outcome, ms);
@@ -536,6 +542,10 @@ export class Worker {
         break;
       case 'scheduled':
         logger.info(`${what} is not due yet, back in the schedule`);
+        break;
+      case 'deferred':
+        // Looked at again and again while its parents run: not worth a line each time.
+        logger.debug(`${what} waits for the tasks it depends on`);
         break;
     }
   }
