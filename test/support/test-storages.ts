@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
-import { MemoryStorage, RedisStorage, SqliteStorage, type Storage } from '../../src/index.js';
+import { MemoryStorage, PriorityRedisStorage, RedisStorage, SqliteStorage, type Storage } from '../../src/index.js';
 import { startRedis, type TestRedis } from './redis-server.js';
 
 /**
@@ -27,10 +27,11 @@ export function testStorages(name: string) {
   };
   /** A name no other instance of this file has. */
   const fresh = () => `${name}${++instances}`;
-  const kinds: Record<'memory' | 'sqlite' | 'redis', () => Storage> = {
+  const kinds: Record<'memory' | 'sqlite' | 'redis' | 'priority redis', () => Storage> = {
     memory: () => new MemoryStorage(),
     sqlite: () => new SqliteStorage(fresh(), { filename: join(dir, `${name}.db`) }),
     redis: () => new RedisStorage(fresh(), { url: started().url }),
+    'priority redis': () => new PriorityRedisStorage(fresh(), { url: started().url }),
   };
   return { dir, kinds, fresh, redis: started };
 }
