@@ -1429,6 +1429,31 @@ export class Huey {
    * retry keeps its first). A message for a queue this instance does not know
    * is refused: no consumer of it would serve that queue (declare it with `huey.queue()`).
    */
+  /**
+   * The messages `work` becomes, stamped and serialized, ready to write
+   * (`heads`, what is enqueued now), and the handles of all its tasks; for a
+   * storage that writes them its own way (PostgresHuey.enqueueIn).
+   */
+  protected prepare(work: Signature<unknown> | Pipeline<unknown[]> | Group<unknown[]> | Chord<unknown[], unknown, unknown[]>): {
+    heads: Array<{ message: Message; data: string }>;
+    handles: Message[];
+  } {
+    const { heads, handles } = work instanceof Signature ? { heads: [work.message()], handles: undefined } : work.build();
+    const stamped = heads.map((unstamped) => {
+      const message = this.stamp(unstamped);
+      return { message, data: this.serializeMessage(message) };
+    });
+    return { heads: stamped, handles: handles ?? stamped.map(({ message }) => message) };
+  }
+
+  /** The fields of a task's record as it is enqueued now (or scheduled), and how long to keep it; null with records off. */
+  protected enqueueRecord(message: Message, now = Date.now()): { id: string; fields: Record<string, string>; ttlMs: number } | null {
+    if (!this.records) return null;
+    const later = message.eta !== null && message.eta > now;
+    const fields = later ? { state: 'scheduled', created: now, eta: message.eta } : { state: 'enqueued', created: now, enqueued: now };
+    return { id: message.id, fields: recordFields(message, fields, true), ttlMs: this.recordTtl * 1000 + (later ? message.eta! - now : 0) };
+  }
+
   private stamp(message: Message): Message {
     if (message.queue !== undefined && !this.queueRegistry.has(message.queue)) {
       throw new ConfigurationError(`queue "${message.queue}" is not declared: declare it with huey.queue("${message.queue}") in the module that defines the tasks, so that consumers know it`);

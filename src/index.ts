@@ -1,5 +1,5 @@
 export { Huey, type HueyOptions, type StoredOutcome, type RevokeOptions, type RescheduleOptions, type Outcome, type Hook, type EnqueueHook, type PostHook, type LifecycleHook } from './huey.js';
-export { RedisHuey, PriorityRedisHuey, SqliteHuey, MemoryHuey } from './flavors.js';
+export { RedisHuey, PriorityRedisHuey, SqliteHuey, MemoryHuey, PostgresHuey } from './flavors.js';
 export { Result, type GetOptions } from './result.js';
 export { type QueueOptions } from './queues.js';
 export type { TaskState, TaskStatus } from './records.js';

@@ -116,7 +116,7 @@ before(async () => {
   // The app's node_modules: the package itself (resolved through its exports to dist/) and what its snippets import.
   mkdirSync(join(dir, 'node_modules/@types'), { recursive: true });
   symlinkSync(ROOT, join(dir, 'node_modules/huey-ts'));
-  for (const name of ['luxon', 'reflect-metadata', '@types/luxon', '@types/node']) symlinkSync(join(ROOT, 'node_modules', name), join(dir, 'node_modules', name));
+  for (const name of ['luxon', 'reflect-metadata', 'pg', '@types/luxon', '@types/node', '@types/pg']) symlinkSync(join(ROOT, 'node_modules', name), join(dir, 'node_modules', name));
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   writeFileSync(
     join(dir, 'tsconfig.json'),

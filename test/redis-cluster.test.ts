@@ -4,7 +4,7 @@ import { PriorityRedisStorage, RedisHuey, RedisStorage } from '../src/index.js';
 import { Consumer, Worker } from '../src/consumer/index.js';
 import { failoverDrill } from './support/failover.js';
 import { startCluster, type TestCluster } from './support/redis-cluster.js';
-import { storageConformance } from './support/storage-conformance.js';
+import { namedQueueStorage, storageConformance } from './support/storage-conformance.js';
 
 // Six nodes of the test's own (three masters, a replica each); the failover test kills a master.
 
@@ -21,17 +21,7 @@ const options = () => ({ rootNodes: cluster.rootNodes });
 storageConformance('redis cluster', async () => new RedisStorage('conformance', { cluster: options() }));
 storageConformance('priority redis cluster', async () => new PriorityRedisStorage('pconformance', { cluster: options() }));
 // A named queue's storage: its own hash tag, on whichever master holds that slot, over the instance's cluster client.
-storageConformance('redis cluster named queue', async () => {
-  const home = new RedisStorage('qconformance', { cluster: options() });
-  const queue = home.forQueue('mail');
-  // Closing the instance's storage closes its queues' too.
-  const close = queue.close.bind(queue);
-  queue.close = async () => {
-    queue.close = close;
-    await home.close();
-  };
-  return queue;
-});
+storageConformance('redis cluster named queue', async () => namedQueueStorage(new RedisStorage('qconformance', { cluster: options() }), 'mail'));
 
 /** An instance name whose `queues` (or shards: `events`, `events#1`, ...) all hash to slots on different masters. */
 async function spreadName(prefix: string, queues: string[]): Promise<string> {

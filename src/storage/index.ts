@@ -4,3 +4,4 @@ export { RedisStorage, RedisKeys, type RedisStorageOptions } from './redis/redis
 export type { RedisConnection, RedisClusterConnectionOptions, RedisSentinelConnectionOptions } from './redis/connection.js';
 export { PriorityRedisStorage } from './redis/priority-redis-storage.js';
 export { SqliteStorage, type SqliteStorageOptions } from './sqlite/sqlite-storage.js';
+export { PostgresStorage, type PostgresStorageOptions, type Queryable } from './postgres/postgres-storage.js';

@@ -3,6 +3,20 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Storage } from '../../src/index.js';
 
 /**
+ * A named queue's storage for the conformance suite: closing it closes the
+ * instance's storage it belongs to (which closes its queues' too).
+ */
+export function namedQueueStorage(home: Storage, queue: string): Storage {
+  const storage = home.forQueue!(queue);
+  const close = storage.close.bind(storage);
+  storage.close = async () => {
+    storage.close = close;
+    await home.close();
+  };
+  return storage;
+}
+
+/**
  * One set of behaviours every storage must show. Each backend's test file
  * calls this with a factory that gives a fresh, empty storage.
  */
