@@ -4,7 +4,8 @@
 // Then the named-queue and Redis Cluster scenarios of bench/queues.ts, into a
 // second table.
 //   npm run bench -- [rounds=3]
-//   BENCH_ONLY=3,10 npm run bench -- 1   (only scenarios 3a, 3b, 10a, 10b)
+//   BENCH_ONLY=3,10 npm run bench -- 1   (only scenarios 3a-3d, 10a, 10b)
+// Then PostgresHuey, graphile-worker and pg-boss on a PostgreSQL of its own (bench/postgres.ts, scenarios 11).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ import { Consumer } from '../src/consumer/consumer.js';
 import { Spawned, startConsumer } from '../test/support/processes.js';
 import { startRedis } from '../test/support/redis-server.js';
 import { picked, queueNotes, queueScenarios, runQueueScenarios } from './queues.js';
+import { runPostgresBench } from './postgres.js';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
 const SIZES = { one: 3000, bulk: 10_000, drain: 20_000, latency: 300, backlog: 10_000, memory: 10_000 };
@@ -383,6 +385,8 @@ for (let round = 1; round <= ROUNDS; round++) {
 
 // Named queues and Redis Cluster (bench/queues.ts), after the scenarios above.
 const queueResults = await runQueueScenarios(chosenQueues, ROUNDS, redis.url, async () => void (await admin.flushAll()));
+// PostgreSQL (bench/postgres.ts): PostgresHuey, graphile-worker and pg-boss, on a server of its own.
+const third = await runPostgresBench(ROUNDS, only);
 
 const redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))![1];
 // The ceiling belongs to the first table: measured only when it has rows.
@@ -452,7 +456,7 @@ const second =
         '',
         ...queueNotes(),
       ];
-const table = [`Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}; Node ${process.version}; Redis ${redisVersion}; ${ROUNDS} rounds, medians.`, ...first, ...second].join('\n');
+const table = [`Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}; Node ${process.version}; Redis ${redisVersion}; ${ROUNDS} rounds, medians.`, ...first, ...second, ...third].join('\n');
 console.log(table);
 writeFileSync(new URL('./RESULTS.md', import.meta.url), `# Benchmark results\n\nWritten by \`npm run bench\`.\n\n${table}\n`);
 process.exit(0);

@@ -496,11 +496,12 @@ export class Huey {
     });
     // Heads that depend on other tasks: those are checked first, and nothing is written if one is unknown.
     const dependents = items.filter(({ message }) => message.dependsOn);
+    const earlier = [...this.enqueuesInFlight];
     const written =
       dependents.length === 0
         ? this.writeAll(items)
         : (async () => {
-            for (const { message } of dependents) await this.checkParents(message, message.dependsOn!.map((parent) => parent.id));
+            for (const { message } of dependents) await this.checkParents(message, message.dependsOn!.map((parent) => parent.id), earlier);
             await this.writeAll(items);
           })();
     const enqueued = this.track(written);
@@ -617,9 +618,11 @@ export class Huey {
    */
   private enqueueCall(message: Message, data: string, parents?: ReadonlyArray<Result<unknown> | string>): Promise<string | undefined | void> {
     if (message.dependsOn) {
+      // The enqueues already under way: a parent among them is waited for (never this one itself).
+      const earlier = [...this.enqueuesInFlight];
       return this.track(
         (async () => {
-          const checked = await this.checkParents(message, parents ?? message.dependsOn!.map((parent) => parent.id));
+          const checked = await this.checkParents(message, parents ?? message.dependsOn!.map((parent) => parent.id), earlier);
           return checked.dedupe ? this.enqueueKeyed(checked, this.serializeMessage(checked)) : this.enqueueSerialized(checked, this.serializeMessage(checked));
         })(),
       );
@@ -788,12 +791,15 @@ export class Huey {
    * same breath), and a parent that joined another by its key is named by
    * that one's id.
    */
-  private async checkParents(message: Message, parents: ReadonlyArray<Result<unknown> | string>): Promise<Message> {
+  private async checkParents(message: Message, parents: ReadonlyArray<Result<unknown> | string>, earlier: ReadonlyArray<Promise<unknown>>): Promise<Message> {
     if (!this.records) throw new ConfigurationError(`task ${message.name}: dependsOn needs task records (records: true): they say when a task it depends on has completed`);
     const settled = await Promise.all(parents.map(async (parent) => (typeof parent === 'string' ? parent : (await parent.enqueued).id)));
     const dependsOn = message.dependsOn!.map((parent, i) => ({ ...parent, id: settled[i]! }));
+    const known = (parent: { id: string; queue?: string }) => this.status(parent.id, { queue: parent.queue ?? DEFAULT_QUEUE });
     for (const parent of dependsOn) {
-      if (!(await this.status(parent.id, { queue: parent.queue ?? DEFAULT_QUEUE }))) {
+      // A parent this process enqueued just before (a group's members, an id taken from a handle
+      // not awaited) may still be on its way: its record is looked for again once those landed.
+      if (!(await known(parent)) && !(earlier.length > 0 && (await Promise.allSettled(earlier)) && (await known(parent)))) {
         throw new HueyError(`task ${message.name} cannot depend on task ${parent.id}: this instance has no record of it${parent.queue ? ` on queue ${parent.queue}` : ''}`);
       }
     }

@@ -80,7 +80,8 @@ for (const [kind, make] of Object.entries(kinds)) {
         const parent = broken();
         const dependent = step.schedule({ args: ['after broken'], delay: 0, dependsOn: [parent] });
         const anyway = step.schedule({ args: ['anyway'], delay: 0, dependsOn: [parent], runOnParentFailure: true });
-        const revoked = step('revoked');
+        // An id alone is checked at once: the task it names must be enqueued by then.
+        const revoked = await step.enqueue('revoked');
         await revoked.revoke();
         const afterRevoked = step.schedule({ args: ['after revoked'], delay: 0, dependsOn: [revoked.id] });
         await Promise.all([dependent.enqueued, anyway.enqueued, afterRevoked.enqueued]);

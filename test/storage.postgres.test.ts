@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PostgresHuey, PostgresStorage, StorageError, type Result } from '../src/index.js';
 import { Consumer, Worker } from '../src/consumer/index.js';
-import { killAll, runScript, startConsumer } from './support/processes.js';
+import { killAll, ROOT, runScript, startConsumer } from './support/processes.js';
 import { startPostgres, type TestPostgres } from './support/postgres-server.js';
 import { namedQueueStorage, storageConformance } from './support/storage-conformance.js';
 
@@ -229,6 +230,32 @@ describe('PostgresHuey schema', () => {
       await client.end();
       await one.huey.flush();
       for (const { huey } of [one, two]) await huey.close();
+    }
+  });
+});
+
+describe('huey migrate on PostgreSQL', () => {
+  it('says where the tables stand with --dry-run, changing nothing, then makes them, then finds them up to date', async () => {
+    const env = { ...process.env, DATABASE_URL: server.url, HUEY_PG_SCHEMA: 'cli_migrate' };
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string }>((resolve) =>
+        execFile(process.execPath, ['dist/cli/huey.js', ...args], { cwd: ROOT, env }, (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout: stdout + stderr })),
+      );
+    const dry = await cli('migrate', 'test/fixtures/postgres.huey', '--dry-run');
+    assert.equal(dry.code, 0, dry.stdout);
+    assert.match(dry.stdout, /tables "fixture-pg_\*" in schema "cli_migrate": would go from version 0 to 1/);
+    assert.match(dry.stdout, /tables "fixture-pg:mail_\*" in schema "cli_migrate": would go from version 0 to 1/);
+    const client = new pg.Client({ connectionString: server.url });
+    await client.connect();
+    try {
+      assert.equal((await client.query("SELECT to_regclass('cli_migrate.huey_migrations') AS t")).rows[0].t, null, 'a dry run makes nothing');
+      const made = await cli('migrate', 'test/fixtures/postgres.huey');
+      assert.match(made.stdout, /tables "fixture-pg_\*" in schema "cli_migrate": went from version 0 to 1/);
+      const again = await cli('migrate', 'test/fixtures/postgres.huey');
+      assert.match(again.stdout, /tables "fixture-pg_\*" in schema "cli_migrate": at version 1, up to date/);
+      assert.match(again.stdout, /nothing to move/);
+    } finally {
+      await client.end();
     }
   });
 });

@@ -126,7 +126,7 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
     },
   },
   migrate: {
-    describe: 'Move waiting and scheduled tasks to the queue (and shard) they belong on now: after giving tasks a queue, or changing a queue\'s shards. Consumers may keep running',
+    describe: 'Bring the storage\'s tables to this version (PostgreSQL), and move waiting and scheduled tasks to the queue (and shard) they belong on now: after giving tasks a queue, or changing a queue\'s shards. Consumers may keep running',
     options: (y) =>
       y
         .option('dry-run', { type: 'boolean', default: false, describe: 'Only count what would move' })
@@ -135,14 +135,25 @@ const commands: Record<string, { describe: string; args?: string; options?: (y: 
       const dryRun = argv.dryRun as boolean;
       const fromShards = argv.fromShards as number | undefined;
       if (fromShards !== undefined && !(Number.isSafeInteger(fromShards) && fromShards >= 1 && fromShards <= 256)) throw new HueyError('--from-shards must be a whole number from 1 to 256');
+      // The storage's own tables first (PostgreSQL), then the tasks that belong on other queues.
+      const schema: string[] = [];
+      let current = true;
+      for (const { storage } of huey.queueSources()) {
+        const step = await storage.migrateSchema?.(dryRun);
+        if (!step) continue;
+        schema.push(step.line);
+        current &&= step.current;
+      }
+      // A dry run against tables not made yet has nothing to look at (and must not make them by looking).
+      if (!current) return { data: { dryRun, schema }, text: [...schema, 'no tasks to move before the tables are made'].join('\n') };
       const migration = await migrateQueues(huey, { dryRun, fromShards });
       const lines = [
         ...Object.entries(migration.queued).map(([route, n]) => `${n} waiting task(s) ${route}`),
         ...Object.entries(migration.scheduled).map(([route, n]) => `${n} scheduled task(s) ${route}`),
       ];
       const verb = dryRun ? 'would move' : 'moved';
-      const text = lines.length === 0 ? `nothing to move (${migration.seen} task(s) looked at)` : `${verb}:\n${lines.map((line) => `  ${line}`).join('\n')}`;
-      return { data: { dryRun, ...migration }, text };
+      const moves = lines.length === 0 ? `nothing to move (${migration.seen} task(s) looked at)` : `${verb}:\n${lines.map((line) => `  ${line}`).join('\n')}`;
+      return { data: { dryRun, schema, ...migration }, text: [...schema, moves].join('\n') };
     },
   },
   pending: {

@@ -29,6 +29,13 @@ export interface Storage {
    * Absent or empty when all is well or the storage cannot tell.
    */
   setupWarnings?(): Promise<string[]>;
+  /**
+   * Bring the storage's own layout (tables, for a database) to the version
+   * this huey-ts expects, or with `dryRun` only say where it stands: the
+   * line for `huey migrate` to print, and whether the layout was (or is now)
+   * current. Absent where there is nothing to migrate.
+   */
+  migrateSchema?(dryRun?: boolean): Promise<{ line: string; current: boolean }>;
   /** Close connections (and those of the storages `forQueue` made). */
   close(): Promise<void>;
   /**

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { StorageError } from '../../errors.js';
 import { checkInstanceName } from '../../validate.js';
 import type { Adoption, Claim, DeadLetter, DueMove, Storage } from '../storage.js';
+import { deferred, type Deferred } from '../deferred.js';
 import { migrate, tableNames, type Tables } from './schema.js';
 
 export interface PostgresStorageOptions extends pg.PoolConfig {
@@ -24,10 +25,27 @@ const ENQUEUE_DUE_BATCH = 1000;
 /** A dequeue waiting for a notification looks again at least this often, in case one was missed (a reconnect). */
 const SAFETY_RECHECK_MS = 1000;
 
+/** One run's final step: its result (`key`, `value`, `expiresAt`) and its claim's ack (`receipt`, `owner`). */
+interface Settle {
+  key?: string;
+  value?: string;
+  expiresAt?: number | null;
+  receipt?: string;
+  owner?: string;
+}
+
+
 /** A dequeue waiting for work; `wake(true)` when something may have been enqueued. */
 interface Waiter {
   wake(changed: boolean): void;
 }
+
+/**
+ * Messages to enqueue as one JSON parameter: node-postgres escapes a text
+ * array element by element in JavaScript, while JSON.stringify is native,
+ * which makes a bulk enqueue several times faster.
+ */
+const enqueueParam = (items: ReadonlyArray<{ data: string; priority?: number }>): string => JSON.stringify(items.map((item) => [item.data, item.priority ?? 0]));
 
 /** The socket under a pg Client (not in its typings). */
 const socketOf = (client: pg.Client) => (client as unknown as { connection?: { stream?: { ref?: () => void; unref?: () => void } } }).connection?.stream;
@@ -105,6 +123,30 @@ export class PostgresStorage implements Storage {
     await this.db();
   }
 
+  /**
+   * Bring this storage's tables to the version this huey-ts expects (done on
+   * first connect anyway), or with `dryRun` only say where they stand: the
+   * line `huey migrate` prints.
+   */
+  async migrateSchema(dryRun = false): Promise<{ line: string; current: boolean }> {
+    const owner = this.home ?? this;
+    // The instance's pool if it is open; otherwise one that does not migrate as it opens.
+    const pool = owner.pool ?? (await owner.openPoolOnce());
+    const { from, to } = await migrate(pool, this.tables, dryRun).catch((error: unknown) => {
+      throw this.storageError(error);
+    });
+    const where = `tables "${this.tables.base}_*" in schema "${this.schema}"`;
+    if (from === to) return { line: `${where}: at version ${to}, up to date`, current: true };
+    return { line: `${where}: ${dryRun ? 'would go' : 'went'} from version ${from} to ${to}`, current: !dryRun };
+  }
+
+  /** The pool without the first connect's migration: for a dry run, which must change nothing. */
+  protected async openPoolOnce(): Promise<pg.Pool> {
+    this.unmigratedPool ??= this.openPool();
+    return this.unmigratedPool;
+  }
+  private unmigratedPool?: Promise<pg.Pool>;
+
   /** The pool, made and the tables migrated on first use (the instance's pool for a queue's storage). */
   private db(): Promise<pg.Pool> {
     if (this.pool) return Promise.resolve(this.pool);
@@ -180,6 +222,9 @@ export class PostgresStorage implements Storage {
       await listener.end().catch(() => {});
     }
     if (!this.home) {
+      const spare = await this.unmigratedPool?.catch(() => undefined);
+      this.unmigratedPool = undefined;
+      await spare?.end().catch(() => {});
       const pool = this.pool ?? (await this.connecting?.catch(() => undefined));
       this.pool = undefined;
       this.connecting = undefined;
@@ -249,12 +294,12 @@ export class PostgresStorage implements Storage {
   // ---- queue ----
 
   async enqueue(data: string, priority = 0): Promise<void> {
-    await this.query(this.tables.sql.enqueue, [[data], [priority]]);
+    await this.query(this.tables.sql.enqueue, [enqueueParam([{ data, priority }])]);
   }
 
   async enqueueMany(items: ReadonlyArray<{ data: string; priority?: number }>): Promise<void> {
     if (items.length === 0) return;
-    await this.query(this.tables.sql.enqueue, [items.map((item) => item.data), items.map((item) => item.priority ?? 0)]);
+    await this.query(this.tables.sql.enqueue, [enqueueParam(items)]);
   }
 
   /**
@@ -272,7 +317,7 @@ export class PostgresStorage implements Storage {
     const now = items.filter((item) => item.eta === null || item.eta === undefined);
     const later = items.filter((item) => item.eta !== null && item.eta !== undefined);
     try {
-      if (now.length > 0) await client.query(this.tables.sql.enqueue, [now.map((item) => item.data), now.map((item) => item.priority ?? 0)]);
+      if (now.length > 0) await client.query(this.tables.sql.enqueue, [enqueueParam(now)]);
       for (const item of later) await client.query(`INSERT INTO ${this.tables.schedule} (data, eta, priority) VALUES ($1, $2, $3)`, [item.data, Math.floor(item.eta!), item.priority ?? 0]);
       for (const record of records) await client.query(this.tables.sql.writeRecord, this.recordParams(record.id, record.fields, record.ttlMs));
     } catch (error) {
@@ -323,9 +368,44 @@ export class PostgresStorage implements Storage {
   }
 
   async ack(claim: Claim): Promise<void> {
-    // Other runs started meanwhile are recorded in the same statement, as they are on Redis with an ack.
-    await this.query(this.tables.sql.ack, [claim.receipt, claim.workerId, this.takeMarks(claim)]);
+    return this.settle({ receipt: claim.receipt!, owner: claim.workerId }, claim);
   }
+
+  /**
+   * Results and acks made in the same turn of the event loop go to the
+   * database together, in one statement (a worker running 50 tasks at once
+   * settles them in one round trip), with the marks of runs started since.
+   * Each caller's promise settles with that statement: a failure leaves every
+   * claim of it unacked, to run again, as a failed single ack would.
+   */
+  private settle(step: Settle, claim: Claim): Promise<void> {
+    this.startedMarks.delete(claim.receipt!);
+    const batch = (this.settling ??= { steps: [], done: deferred() });
+    batch.steps.push(step);
+    this.settleFlush ??= setImmediate(() => this.flushSettles());
+    return batch.done.promise;
+  }
+
+  private flushSettles(): void {
+    this.settleFlush = undefined;
+    const batch = this.settling;
+    this.settling = undefined;
+    if (!batch) return;
+    const marks = [...this.startedMarks];
+    this.startedMarks.clear();
+    // One result per key in a statement (an upsert cannot touch a row twice): the last one given wins.
+    const results = new Map<string, Settle>();
+    for (const step of batch.steps) if (step.key !== undefined) results.set(step.key, step);
+    const acks = batch.steps.filter((step) => step.receipt !== undefined).map((step) => ({ receipt: step.receipt, owner: step.owner }));
+    const given = JSON.stringify([...results.values()].map(({ key, value, expiresAt }) => ({ key, value, expires_at: expiresAt })));
+    this.query(this.tables.sql.settle, [given, JSON.stringify(acks), marks]).then(
+      () => batch.done.resolve(),
+      (error: unknown) => batch.done.reject(error),
+    );
+  }
+
+  private settling?: { steps: Settle[]; done: Deferred };
+  private settleFlush?: NodeJS.Immediate;
 
   /** The row ids of runs started and not yet recorded, less `settled`'s, which needs none; none are left waiting. */
   private takeMarks(settled: Claim): string[] {
@@ -340,7 +420,7 @@ export class PostgresStorage implements Storage {
     const t = this.tables;
     const marks = this.takeMarks(claim);
     await this.transaction(async (client) => {
-      if (eta === null) await client.query(t.sql.enqueue, [[data], [priority]]);
+      if (eta === null) await client.query(t.sql.enqueue, [enqueueParam([{ data, priority }])]);
       else await client.query(`INSERT INTO ${t.schedule} (data, eta, priority) VALUES ($1, $2, $3)`, [data, Math.floor(eta), priority]);
       await client.query(t.sql.ack, [claim.receipt, claim.workerId, marks]);
     });
@@ -526,7 +606,8 @@ export class PostgresStorage implements Storage {
       await this.query(this.tables.sql.putResult, [id, value, expiresAt]);
       return;
     }
-    await this.query(this.tables.sql.putResultAndAck, [id, value, expiresAt, ack.receipt, ack.workerId, this.takeMarks(ack)]);
+    // The result and the ack in one statement, with those of other runs ending in the same turn.
+    return this.settle({ key: id, value, expiresAt, receipt: ack.receipt!, owner: ack.workerId }, ack);
   }
 
   async watchResult(id: string, listener: () => void): Promise<() => void> {

@@ -30,7 +30,7 @@ export interface Tables {
     readonly ack: string;
     readonly enqueueDue: string;
     readonly putResult: string;
-    readonly putResultAndAck: string;
+    readonly settle: string;
     readonly writeRecord: string;
   };
 }
@@ -63,9 +63,10 @@ export function tableNames(schema: string, name: string, queue?: string): Tables
     ...t,
     sql: {
       // Rows keep the order given (ids are handed out in it), and the waiting workers are woken on commit.
+      // $1: a JSON array of [data, priority].
       enqueue: `WITH added AS (
           INSERT INTO ${t.queue} (data, priority)
-          SELECT data, priority FROM unnest($1::text[], $2::float8[]) WITH ORDINALITY AS given(data, priority, n) ORDER BY n
+          SELECT item->>0, (item->>1)::float8 FROM json_array_elements($1::json) WITH ORDINALITY AS given(item, n) ORDER BY n
           RETURNING 1)
         SELECT ${notify} FROM (SELECT 1 FROM added LIMIT 1) AS any_added`,
       // A batch for one worker: the next rows in line that no other claim is taking right now.
@@ -92,13 +93,16 @@ export function tableNames(schema: string, name: string, queue?: string): Tables
           ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
           RETURNING key)
         SELECT pg_notify('${t.resultChannel}', key) FROM stored`,
-      // The result, its notice and the claim's ack in one statement: both happen, or neither.
-      putResultAndAck: `WITH stored AS (
-          INSERT INTO ${t.data} (key, value, expires_at) VALUES ($1, $2, $3)
+      // The results and acks of a worker's runs that ended in one turn: $1 the results as JSON
+      // ([{ key, value, expires_at }]), $2 the acks ([{ receipt, owner }]), $3 the marks of runs started since.
+      settle: `WITH results AS (SELECT * FROM json_to_recordset($1::json) AS r(key text, value text, expires_at bigint)),
+        acks AS (SELECT * FROM json_to_recordset($2::json) AS a(receipt bigint, owner text)),
+        stored AS (
+          INSERT INTO ${t.data} (key, value, expires_at) SELECT key, value, expires_at FROM results
           ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
           RETURNING key),
-        acked AS (DELETE FROM ${t.queue} WHERE id = $4 AND owner = $5 RETURNING 1),
-        marked AS (UPDATE ${t.queue} SET started = true WHERE id = ANY($6::bigint[]) AND owner IS NOT NULL RETURNING 1)
+        acked AS (DELETE FROM ${t.queue} q USING acks a WHERE q.id = a.receipt AND q.owner = a.owner RETURNING 1),
+        marked AS (UPDATE ${t.queue} SET started = true WHERE id = ANY($3::bigint[]) AND owner IS NOT NULL RETURNING 1)
         SELECT pg_notify('${t.resultChannel}', key) FROM stored`,
       // Merged field by field into a record still live; a lapsed one starts afresh.
       writeRecord: `INSERT INTO ${t.records} AS r (id, fields, state, ended, expires_at) VALUES ($1, $2::jsonb, $3, $4, $5)
@@ -154,7 +158,13 @@ export const SCHEMA_VERSION = STEPS.length;
  * at a later version (a newer huey-ts wrote it) is refused, not guessed at.
  * Returns the versions it went from and to.
  */
-export async function migrate(pool: pg.Pool, t: Tables): Promise<{ from: number; to: number }> {
+export async function migrate(pool: pg.Pool, t: Tables, dryRun = false): Promise<{ from: number; to: number }> {
+  if (dryRun) {
+    const exists = await pool.query('SELECT to_regclass($1) AS name', [`"${t.schema}".huey_migrations`]);
+    if (!exists.rows[0]?.name) return { from: 0, to: SCHEMA_VERSION };
+    const { rows } = await pool.query(`SELECT version FROM "${t.schema}".huey_migrations WHERE base = $1`, [t.base]);
+    return { from: rows.length === 0 ? 0 : Number(rows[0].version), to: SCHEMA_VERSION };
+  }
   const client = await pool.connect();
   try {
     await client.query('BEGIN');

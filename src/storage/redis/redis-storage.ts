@@ -2,6 +2,7 @@ import type { RedisClientOptions, RedisClientType } from 'redis';
 import { HueyError, StorageError } from '../../errors.js';
 import { checkInstanceName } from '../../validate.js';
 import type { Adoption, Claim, DeadLetter, DueMove, Storage } from '../storage.js';
+import { deferred, type Deferred } from '../deferred.js';
 import {
   ClusterConnection,
   DirectConnection,
@@ -137,28 +138,12 @@ const deadLetterEntry = (letter: DeadLetter): string => JSON.stringify({ data: l
 /** Most due messages moved by one scheduler step; the rest follow on the next. */
 const ENQUEUE_DUE_BATCH = 1000;
 
-/** The promise of record writes that ride on a step, settled with it. */
-interface Carried {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
-function carried(): Carried {
-  let resolve!: () => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<void>((yes, no) => {
-    resolve = yes;
-    reject = no;
-  });
-  return { promise, resolve, reject };
-}
 
 /** Most records one step carries: a bulk enqueue's go in several. */
 const RECORDS_PER_STEP = 1000;
 
 /** A step that carries no records: a block that says none. */
-const NO_RECORDS: { block: Array<string | number>; carried?: Carried } = { block: [0] };
+const NO_RECORDS: { block: Array<string | number>; carried?: Deferred } = { block: [0] };
 
 /** A SCAN pattern matching every name that starts with `prefix`, its glob characters escaped. */
 const startsWith = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
@@ -203,7 +188,7 @@ export class RedisStorage implements Storage {
    * write), or go together at the end of the turn.
    */
   private pendingRecords = new Map<string, { fields: Record<string, string>; ttlMs: number }>();
-  private recordsCarried?: Carried;
+  private recordsWaiting?: Deferred;
   private recordsFlush?: NodeJS.Immediate;
   /** The storages of this instance's named queues, made on first use; see `forQueue`. */
   private readonly queueStorages = new Map<string, RedisStorage>();
@@ -334,7 +319,7 @@ export class RedisStorage implements Storage {
   /** Close the connections; those of the instance also close its queues' storages, which share them. */
   async close(): Promise<void> {
     // Records still waiting go before the connection does.
-    const waiting = this.recordsCarried?.promise;
+    const waiting = this.recordsWaiting?.promise;
     this.sendRecords();
     await waiting?.catch(() => {});
     const queues = [...this.queueStorages.values()];
@@ -888,7 +873,7 @@ export class RedisStorage implements Storage {
       this.pendingRecords.set(id, { fields: { ...fields }, ttlMs });
     }
     this.recordsFlush ??= setImmediate(() => this.sendRecords());
-    return (this.recordsCarried ??= carried()).promise;
+    return (this.recordsWaiting ??= deferred()).promise;
   }
 
   /**
@@ -897,20 +882,20 @@ export class RedisStorage implements Storage {
    * none wait after this. More than one step should carry go in steps of
    * their own, and this step carries none.
    */
-  private takeRecords(): { block: Array<string | number>; carried?: Carried } {
+  private takeRecords(): { block: Array<string | number>; carried?: Deferred } {
     if (this.pendingRecords.size === 0) return NO_RECORDS;
     if (this.pendingRecords.size > RECORDS_PER_STEP) {
       this.sendRecords();
       return NO_RECORDS;
     }
-    const taken = { block: this.recordBlock([...this.pendingRecords]), carried: this.recordsCarried };
+    const taken = { block: this.recordBlock([...this.pendingRecords]), carried: this.recordsWaiting };
     this.clearRecords();
     return taken;
   }
 
   private clearRecords(): void {
     this.pendingRecords = new Map();
-    this.recordsCarried = undefined;
+    this.recordsWaiting = undefined;
     if (this.recordsFlush) clearImmediate(this.recordsFlush);
     this.recordsFlush = undefined;
   }
@@ -934,7 +919,7 @@ export class RedisStorage implements Storage {
   }
 
   /** Settle the promise of the records a step carried as the step settles. */
-  private carry(records: Carried | undefined, step: Promise<unknown>): Promise<unknown> {
+  private carry(records: Deferred | undefined, step: Promise<unknown>): Promise<unknown> {
     if (records) step.then(records.resolve, records.reject);
     return step;
   }
@@ -947,7 +932,7 @@ export class RedisStorage implements Storage {
   protected sendRecords(): void {
     if (this.pendingRecords.size === 0) return;
     const records = [...this.pendingRecords];
-    const carried = this.recordsCarried;
+    const carried = this.recordsWaiting;
     this.clearRecords();
     const steps: Array<Promise<unknown>> = [];
     for (let i = 0; i < records.length; i += RECORDS_PER_STEP) {
