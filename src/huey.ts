@@ -530,11 +530,12 @@ export class Huey {
       else byStorage.set(storage, [{ data, priority: message.priority }]);
     }
     // Sent in the same turn as the enqueue, so they share its round trip.
-    const recorded = items.map(({ message }) => this.writeRecord(message, { state: 'enqueued', created: now, enqueued: now }, 0, true));
+    const recorded = this.records ? items.map(({ message }) => this.writeRecord(message, { state: 'enqueued', created: now, enqueued: now }, 0, true)) : [];
     for (const [storage, batch] of byStorage) await storage.enqueueMany(batch);
     await Promise.all(recorded);
     for (const { message } of items) this.enqueueCounter.count(message.name);
-    for (const { message } of items) await this.emit('enqueued', message);
+    // A bulk enqueue of 10,000 would otherwise wait on 10,000 signals no one hears.
+    if (this.signals.hears('enqueued')) for (const { message } of items) await this.emit('enqueued', message);
   }
 
   /** Every registered task name. */
