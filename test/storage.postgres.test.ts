@@ -100,6 +100,37 @@ describe('PostgresHuey: enqueue in the caller\'s transaction', () => {
     }
   });
 
+  it('runs no claim query while a consumer idles, and still starts a task at once', async () => {
+    const { huey, add } = app({ records: false });
+    const consumer = new Consumer(huey, { workers: 2, periodic: false });
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    const table = (huey.storage as PostgresStorage).tables.queue;
+    const scans = async () => {
+      // Statistics are gathered by each backend and flushed at most once a second (or at transaction end, 15+): ask for a fresh view.
+      await admin.query('SELECT pg_stat_clear_snapshot()');
+      const { rows } = await admin.query('SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) AS n FROM pg_stat_user_tables WHERE relid = $1::regclass', [table]);
+      return Number(rows[0].n);
+    };
+    try {
+      await consumer.start();
+      // Past start-up (first looks of each worker), then 3 s of idling.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const before = await scans();
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      const idle = (await scans()) - before;
+      assert.ok(idle <= 1, `the queue table was scanned ${idle} times in 3 s of idling`);
+      const started = Date.now();
+      assert.equal(await add(2, 3).get({ blocking: true, timeout: 10 }), 5);
+      assert.ok(Date.now() - started < 900, `woken by the notice (${Date.now() - started} ms)`);
+    } finally {
+      await admin.end();
+      await consumer.stop();
+      await huey.flush();
+      await huey.close();
+    }
+  });
+
   it('refuses what it cannot do in a transaction: a key, dependsOn, immediate mode', async () => {
     const { huey, add } = app();
     const client = new pg.Client({ connectionString: server.url });

@@ -22,9 +22,6 @@ type Row = Record<string, unknown>;
 /** Most due messages moved by one scheduler step; the rest follow on the next. */
 const ENQUEUE_DUE_BATCH = 1000;
 
-/** A dequeue waiting for a notification looks again at least this often, in case one was missed (a reconnect). */
-const SAFETY_RECHECK_MS = 1000;
-
 /** One run's final step: its result (`key`, `value`, `expiresAt`) and its claim's ack (`receipt`, `owner`). */
 interface Settle {
   key?: string;
@@ -250,10 +247,13 @@ export class PostgresStorage implements Storage {
           this.listener = undefined;
           this.listening = undefined;
         }
+        // What was queued while the connection was down was not heard: every worker looks again.
+        this.notices++;
         for (const waiter of [...this.waiters]) waiter.wake(true);
       });
       client.on('notification', (notice) => {
         if (notice.channel === this.tables.queueChannel) {
+          this.notices++;
           for (const waiter of [...this.waiters]) waiter.wake(true);
         } else if (notice.channel === this.tables.resultChannel && notice.payload) {
           for (const listener of this.resultWatchers.get(notice.payload) ?? []) listener();
@@ -286,7 +286,7 @@ export class PostgresStorage implements Storage {
           resolve(changed);
         },
       };
-      const timer = setTimeout(() => waiter.wake(false), Math.min(timeoutMs, SAFETY_RECHECK_MS));
+      const timer = setTimeout(() => waiter.wake(false), timeoutMs);
       this.waiters.add(waiter);
     });
   }
@@ -334,16 +334,38 @@ export class PostgresStorage implements Storage {
     const deadline = Date.now() + timeoutMs;
     // Listening before the first look: an enqueue committed after it wakes this wait.
     await this.listen().catch(() => undefined);
+    // An idle worker does not look again until something was queued: waiting costs no query.
+    let look = !(this.listener && this.emptyAt.get(workerId) === this.notices);
     for (;;) {
-      const claims = await this.claim(workerId, count);
-      if (claims.length > 0 || this.closed) return claims;
+      if (look) {
+        const seen = this.notices;
+        const claims = await this.claim(workerId, count);
+        if (claims.length > 0 || this.closed) {
+          this.emptyAt.delete(workerId);
+          return claims;
+        }
+        this.emptyAt.set(workerId, seen);
+      }
+      // Something was queued while it looked: look again rather than wait for a notice already gone by.
+      if (this.emptyAt.get(workerId) !== this.notices) {
+        look = true;
+        continue;
+      }
       const left = deadline - Date.now();
-      if (left <= 0) return [];
-      await this.changed(left);
+      if (left <= 0 || this.closed) return [];
+      // Woken by a notice (or a lost connection, which counts as one), or at the deadline.
+      look = (await this.changed(left)) || this.emptyAt.get(workerId) !== this.notices;
       if (this.closed) return [];
-      if (!this.listener) await this.listen().catch(() => undefined);
+      if (!this.listener) {
+        await this.listen().catch(() => undefined);
+        look = true;
+      }
     }
   }
+
+  /** Queue notices heard so far, and the count each worker had seen when its last look found nothing. */
+  private notices = 0;
+  private readonly emptyAt = new Map<string, number>();
 
   private async claim(workerId: string, count: number): Promise<Claim[]> {
     const { rows } = await this.query(this.tables.sql.claim, [workerId, count]);
