@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PostgresHuey, PostgresStorage, StorageError, type Result } from '../src/index.js';
 import { Consumer, Worker } from '../src/consumer/index.js';
+import { startDashboard } from '../src/dashboard/server.js';
 import { killAll, ROOT, runScript, startConsumer } from './support/processes.js';
 import { startPostgres, type TestPostgres } from './support/postgres-server.js';
 import { namedQueueStorage, storageConformance } from './support/storage-conformance.js';
@@ -261,6 +262,27 @@ describe('PostgresHuey schema', () => {
       await client.end();
       await one.huey.flush();
       for (const { huey } of [one, two]) await huey.close();
+    }
+  });
+});
+
+describe('the dashboard on PostgreSQL', () => {
+  it('serves its snapshot, a task\'s status and /metrics from PostgresHuey', async () => {
+    const { huey, add } = app();
+    const dashboard = await startDashboard(huey, { port: 0 });
+    try {
+      const pending = await add.enqueue(1, 2);
+      const snapshot = (await (await fetch(new URL('/api/snapshot', dashboard.url))).json()) as { storage: string; pending: number; records: boolean };
+      assert.deepEqual([snapshot.storage, snapshot.pending, snapshot.records], ['postgres', 1, true]);
+      const status = (await (await fetch(new URL(`/api/status?id=${pending.id}`, dashboard.url))).json()) as { status: { state: string } };
+      assert.equal(status.status.state, 'enqueued');
+      const metrics = await (await fetch(new URL('/metrics', dashboard.url))).text();
+      assert.match(metrics, /^huey_queue_pending\{queue="default"\} 1$/m);
+      assert.match(metrics, /^huey_queue_failed_tasks\{queue="default"\} 0$/m);
+    } finally {
+      await dashboard.close();
+      await huey.flush();
+      await huey.close();
     }
   });
 });
