@@ -266,6 +266,29 @@ describe('PostgresHuey schema', () => {
   });
 });
 
+describe('PostgresStorage settles in batches', () => {
+  it('sends the acks and results of a turn in one statement, and those still waiting when it closes', async () => {
+    const storage = new PostgresStorage(`pg${++instances}`, { connectionString: server.url });
+    try {
+      await storage.enqueueMany([{ data: 'a' }, { data: 'b' }, { data: 'c' }]);
+      const [a, b, c] = await storage.dequeueMany('w', 3);
+      await Promise.all([storage.putResult('ra', 'A', undefined, a!), storage.ack(b!)]);
+      assert.equal(await storage.peekData('ra'), 'A');
+      assert.deepEqual((await storage.claimed('w')).map((claim) => claim.data), ['c']);
+      // Not awaited before close: close sends it, then ends the pool.
+      const last = storage.ack(c!);
+      await storage.close();
+      await last;
+      const again = new PostgresStorage(storage.name, { connectionString: server.url });
+      assert.deepEqual(await again.claimed('w'), []);
+      await again.flushAll();
+      await again.close();
+    } finally {
+      await storage.close();
+    }
+  });
+});
+
 describe('the dashboard on PostgreSQL', () => {
   it('serves its snapshot, a task\'s status and /metrics from PostgresHuey', async () => {
     const { huey, add } = app();

@@ -209,6 +209,11 @@ export class PostgresStorage implements Storage {
     for (const storage of this.queueStorages.values()) await storage.close();
     this.closed = true;
     for (const waiter of [...this.waiters]) waiter.wake(false);
+    // Results and acks still waiting for the end of the turn go now, before the pool does.
+    const settling = this.settling?.done.promise;
+    if (this.settleFlush) clearImmediate(this.settleFlush);
+    this.flushSettles();
+    await settling?.catch(() => {});
     this.flushMarks();
     const listener = this.listener;
     this.listener = undefined;
