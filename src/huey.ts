@@ -946,6 +946,8 @@ export class Huey {
         const error = new DependencyError(`task ${message.name} was not run: the task it depends on, ${parents.failed.id}, ${parents.failed.why}`);
         return this.fail({ ...message, retries: 0 }, error, context, settle);
       }
+      // It runs now: from here its consumer's death counts as a failed run (the worker left the mark to this point).
+      settle?.storage.markStarted(settle.claim);
     }
     const problems = followUpProblems(message, this.isTask);
     if (problems.length > 0) {

@@ -482,7 +482,8 @@ export class Worker {
     const started = performance.now();
     this.reporter.started(message);
     // From here a death of this consumer counts as a failed run of this message, not as a claim to put back.
-    source.storage.markStarted(claim);
+    // A task waiting on others is marked by huey.run once they have completed: a look is not a run.
+    if (!message.dependsOn) source.storage.markStarted(claim);
     this.onStart?.(message);
     let outcome: Outcome;
     try {
