@@ -190,7 +190,8 @@ describe('dashboard and task records', () => {
     try {
       await page.goto(url);
       await page.locator('#title', { hasText: 'fixture-records (redis)' }).waitFor();
-      const report = records.report(3);
+      // 8 pages of 400 ms: running for over 3 s, several of the page's once-a-second updates even on a loaded machine.
+      const report = records.report(8);
       await report.enqueued;
       await page.fill('[data-testid="find"]', report.id);
       await page.press('[data-testid="find"]', 'Enter');
@@ -198,7 +199,7 @@ describe('dashboard and task records', () => {
       await page.locator('[data-testid="task-state"]', { hasText: 'running' }).waitFor();
       await page.locator('[data-testid="task-progress"]', { hasText: '"page":' }).waitFor();
       await page.locator('[data-testid="task-state"]', { hasText: 'complete' }).waitFor({ timeout: 15_000 });
-      await page.locator('[data-testid="task-log"]', { hasText: '<b>rendered page 3</b>' }).waitFor();
+      await page.locator('[data-testid="task-log"]', { hasText: '<b>rendered page 8</b>' }).waitFor();
       assert.equal(await page.locator('[data-testid="task-log"] b').count(), 0, 'log lines are text, not markup');
 
       await page.fill('[data-testid="find"]', 'no-such-id');
