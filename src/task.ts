@@ -3,6 +3,7 @@ import { ConfigurationError, TaskTimeout } from './errors.js';
 import type { Huey, RevokeOptions } from './huey.js';
 import type { Message } from './message.js';
 import type { Result } from './result.js';
+import { storableText } from './records.js';
 import type { ResultGroup } from './result-group.js';
 import type { Signature } from './signature.js';
 import { checkCallOptions, checkKey, checkRetryWaits, checkTaskOptions, DEFAULT_QUEUE, etaOf, MAX_PARENTS } from './validate.js';
@@ -338,7 +339,8 @@ class RunContext implements TaskContext {
   }
 
   log(line: string): void {
-    (this.lines ??= []).push(String(line).slice(0, MAX_LOG_LINE_CHARS));
+    // Cut, then made storable: a cut can split a surrogate pair.
+    (this.lines ??= []).push(storableText(String(line).slice(0, MAX_LOG_LINE_CHARS)));
     if (this.lines.length > MAX_LOG_LINES) this.lines.shift();
     this.logChanged = true;
     this.writeSoon();

@@ -132,6 +132,39 @@ for (const [kind, make] of Object.entries(STORAGES)) {
       }
     });
 
+    it('keeps awkward text whole: a lone surrogate, NUL, quotes, newlines and emoji in a log line and an error', async () => {
+      const { huey } = app(make());
+      const awkward = `half \ud800 of a pair, nul \u0000, "quoted" \\ back, new\nline, emoji \u{1F600}, ]}`;
+      const noisy = huey.task({ context: true })(function noisy(task: TaskContext) {
+        task.log(awkward);
+        throw new Error(awkward);
+      });
+      const logged = huey.task({ context: true })(function logged(task: TaskContext) {
+        task.log(awkward);
+        return 'ok';
+      });
+      try {
+        const failing = noisy();
+        const passing = logged();
+        await Promise.all([failing.enqueued, passing.enqueued]);
+        await drain(new Worker(huey, 'w-awkward', { prefetchWindow: 0 }));
+        assert.equal(await passing.get(), 'ok');
+        // A lone surrogate (no UTF-8 form) and NUL (not in PostgreSQL text) read back as U+FFFD on every storage.
+        const kept = awkward.replace('\ud800', '\ufffd').replace('\u0000', '\ufffd');
+        const failed = (await failing.status())!;
+        assert.equal(failed.state, 'failed');
+        assert.equal(failed.error?.message, kept);
+        assert.deepEqual(failed.log, [kept]);
+        const done = (await passing.status())!;
+        assert.equal(done.state, 'complete');
+        assert.deepEqual(done.log, [kept]);
+        assert.equal(await huey.storage.queueSize(), 0, 'both claims settled');
+      } finally {
+        await huey.flush();
+        await huey.close();
+      }
+    });
+
     it('keeps no records with records: false (the default)', async () => {
       const { huey, add } = app(make(), { records: undefined });
       try {

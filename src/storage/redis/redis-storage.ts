@@ -3,6 +3,7 @@ import { HueyError, StorageError } from '../../errors.js';
 import { checkInstanceName } from '../../validate.js';
 import type { Adoption, Claim, DeadLetter, DueMove, Storage } from '../storage.js';
 import { deferred, type Deferred } from '../deferred.js';
+import { storableText } from '../../records.js';
 import {
   ClusterConnection,
   DirectConnection,
@@ -142,8 +143,6 @@ const ENQUEUE_DUE_BATCH = 1000;
 /** Most records one step carries: a bulk enqueue's go in several. */
 const RECORDS_PER_STEP = 1000;
 
-/** A step that carries no records: a block that says none. */
-const NO_RECORDS: { block: Array<string | number>; carried?: Deferred } = { block: [0] };
 
 /** A SCAN pattern matching every name that starts with `prefix`, its glob characters escaped. */
 const startsWith = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
@@ -187,9 +186,14 @@ export class RedisStorage implements Storage {
    * made in the same turn (a quick run's "running" and "complete" become one
    * write), or go together at the end of the turn.
    */
-  private pendingRecords = new Map<string, { fields: Record<string, string>; ttlMs: number }>();
-  private recordsWaiting?: Deferred;
-  private recordsFlush?: NodeJS.Immediate;
+  private readonly pendingRecords = new Map<string, { fields: Readonly<Record<string, string>>; ttlMs: number }>();
+  /**
+   * The turn in which records were written: the steps that carried them,
+   * and the promise every writer of the turn was given, settled at the end
+   * of the turn once those steps are. One promise and one timer a turn,
+   * not one a task.
+   */
+  private recordsTurn?: { written: Deferred; steps: Array<Promise<unknown>>; end: NodeJS.Immediate };
   /** The storages of this instance's named queues, made on first use; see `forQueue`. */
   private readonly queueStorages = new Map<string, RedisStorage>();
   /** For a named queue's storage: the instance's storage, whose connection it shares. */
@@ -319,8 +323,8 @@ export class RedisStorage implements Storage {
   /** Close the connections; those of the instance also close its queues' storages, which share them. */
   async close(): Promise<void> {
     // Records still waiting go before the connection does.
-    const waiting = this.recordsWaiting?.promise;
-    this.sendRecords();
+    const waiting = this.recordsTurn?.written.promise;
+    this.endRecordsTurn();
     await waiting?.catch(() => {});
     const queues = [...this.queueStorages.values()];
     await Promise.all(queues.map((storage) => storage.close()));
@@ -491,16 +495,16 @@ export class RedisStorage implements Storage {
     const receipt = claim.receipt ?? claim.data;
     const keys = [this.keys.claimed(claim.workerId), this.keys.started(claim.workerId), this.keys.stalls];
     const records = this.takeRecords();
-    const args = [receipt, ...records.block, ...this.takeMarks(claim.workerId, receipt)];
-    await this.carry(records.carried, this.send((client) => scripts.ack.run(client, keys, args)));
+    const args = [receipt, records, ...this.takeMarks(claim.workerId, receipt)];
+    await this.carried(records, this.send((client) => scripts.ack.run(client, keys, args)));
   }
 
   async retryAndAck(claim: Claim, data: string, eta: number | null): Promise<void> {
     const receipt = claim.receipt ?? claim.data;
     const keys = [this.keys.claimed(claim.workerId), this.keys.started(claim.workerId), this.keys.stalls, this.keys.queue, this.keys.schedule];
     const records = this.takeRecords();
-    const args = [receipt, data, eta === null ? '' : eta, ...records.block, ...this.takeMarks(claim.workerId, receipt)];
-    await this.carry(records.carried, this.send((client) => scripts.retryAck.run(client, keys, args)));
+    const args = [receipt, data, eta === null ? '' : eta, records, ...this.takeMarks(claim.workerId, receipt)];
+    await this.carried(records, this.send((client) => scripts.retryAck.run(client, keys, args)));
   }
 
   async release(claims: readonly Claim[]): Promise<number> {
@@ -674,8 +678,8 @@ export class RedisStorage implements Storage {
     const keys = [this.keys.data, this.keys.result(id), this.keys.resultsChannel, claimed, started, this.keys.stalls, this.keys.resultExpiry];
     const receipt = ack ? (ack.receipt ?? ack.data) : '';
     const records = this.takeRecords();
-    const args = [id, value, Math.ceil(ttlMs), receipt, ...records.block, ...(ack ? this.takeMarks(ack.workerId, receipt) : [])];
-    await this.carry(records.carried, this.send((client) => scripts.putResult.run(client, keys, args)));
+    const args = [id, value, Math.ceil(ttlMs), receipt, records, ...(ack ? this.takeMarks(ack.workerId, receipt) : [])];
+    await this.carried(records, this.send((client) => scripts.putResult.run(client, keys, args)));
   }
 
   async watchResult(id: string, listener: () => void): Promise<() => void> {
@@ -862,65 +866,71 @@ export class RedisStorage implements Storage {
   /**
    * Merged into the records waiting to be sent, which go with this storage's
    * next step in the same turn (an ack, a result, an enqueue) or, when none
-   * is made, together at the end of the turn.
+   * is made, together at the end of the turn. The fields are kept as given
+   * until another write to the same record merges into a copy.
    */
   writeRecord(id: string, fields: Readonly<Record<string, string>>, ttlMs: number): Promise<void> {
     const pending = this.pendingRecords.get(id);
     if (pending) {
-      Object.assign(pending.fields, fields);
+      pending.fields = { ...pending.fields, ...fields };
       pending.ttlMs = ttlMs;
     } else {
-      this.pendingRecords.set(id, { fields: { ...fields }, ttlMs });
+      this.pendingRecords.set(id, { fields, ttlMs });
     }
-    this.recordsFlush ??= setImmediate(() => this.sendRecords());
-    return (this.recordsWaiting ??= deferred()).promise;
+    this.recordsTurn ??= { written: deferred(), steps: [], end: setImmediate(() => this.endRecordsTurn()) };
+    return this.recordsTurn.written.promise;
+  }
+
+  /** Send the records no step carried, and settle the turn's writers once every step that carried some has settled. */
+  private endRecordsTurn(): void {
+    this.sendRecords();
+    const turn = this.recordsTurn;
+    if (!turn) return;
+    this.recordsTurn = undefined;
+    clearImmediate(turn.end);
+    Promise.all(turn.steps).then(() => turn.written.resolve(), turn.written.reject);
   }
 
   /**
-   * The records waiting to be sent, as the argument block of a script that
-   * carries them (see records.lua), and the promise their writers wait on;
-   * none wait after this. More than one step should carry go in steps of
-   * their own, and this step carries none.
+   * The records waiting to be sent, as the argument of a script that carries
+   * them (see records.lua); none wait after this. More than one step should
+   * carry go in steps of their own, and this step carries none. Give the
+   * step to `carried` once it is sent.
    */
-  private takeRecords(): { block: Array<string | number>; carried?: Deferred } {
-    if (this.pendingRecords.size === 0) return NO_RECORDS;
+  private takeRecords(): string {
+    if (this.pendingRecords.size === 0) return '';
     if (this.pendingRecords.size > RECORDS_PER_STEP) {
       this.sendRecords();
-      return NO_RECORDS;
+      return '';
     }
-    const taken = { block: this.recordBlock([...this.pendingRecords]), carried: this.recordsWaiting };
-    this.clearRecords();
-    return taken;
+    const block = this.recordBlock(this.pendingRecords);
+    this.pendingRecords.clear();
+    return block;
   }
 
-  private clearRecords(): void {
-    this.pendingRecords = new Map();
-    this.recordsWaiting = undefined;
-    if (this.recordsFlush) clearImmediate(this.recordsFlush);
-    this.recordsFlush = undefined;
-  }
-
-  /** The argument block of records.lua for these records. */
-  private recordBlock(records: Array<[string, { fields: Record<string, string>; ttlMs: number }]>): Array<string | number> {
-    const block: Array<string | number> = [records.length, this.keys.record(''), this.keys.failed];
+  /** The argument of records.lua for these records: one JSON array of strings. */
+  private recordBlock(records: Iterable<[string, { fields: Readonly<Record<string, string>>; ttlMs: number }]>): string {
+    const block: string[] = [this.keys.record(''), this.keys.failed];
     for (const [id, { fields, ttlMs }] of records) {
       const { state = '', ended = '' } = fields;
       const at = block.length + 4;
-      block.push(id, Math.max(1, Math.ceil(ttlMs)), state, ended, 0);
+      block.push(id, String(Math.max(1, Math.ceil(ttlMs))), state, ended, '');
       let count = 0;
       for (const field in fields) {
         if (field === 'state' || (field === 'ended' && state !== '')) continue;
         block.push(field, fields[field]!);
         count++;
       }
-      block[at] = count;
+      block[at] = String(count);
     }
-    return block;
+    // Redis's JSON decoder refuses the escape of a lone surrogate; Huey sends none in fields, and an id gets the same care.
+    const json = JSON.stringify(block);
+    return json.includes('\\ud') ? JSON.stringify(block.map(storableText)) : json;
   }
 
-  /** Settle the promise of the records a step carried as the step settles. */
-  private carry(records: Deferred | undefined, step: Promise<unknown>): Promise<unknown> {
-    if (records) step.then(records.resolve, records.reject);
+  /** A step that carried records: their writers wait for it (see `endRecordsTurn`). */
+  private carried<T>(block: string, step: Promise<T>): Promise<T> {
+    if (block !== '') this.recordsTurn?.steps.push(step);
     return step;
   }
 
@@ -932,14 +942,11 @@ export class RedisStorage implements Storage {
   protected sendRecords(): void {
     if (this.pendingRecords.size === 0) return;
     const records = [...this.pendingRecords];
-    const carried = this.recordsWaiting;
-    this.clearRecords();
-    const steps: Array<Promise<unknown>> = [];
+    this.pendingRecords.clear();
     for (let i = 0; i < records.length; i += RECORDS_PER_STEP) {
       const block = this.recordBlock(records.slice(i, i + RECORDS_PER_STEP));
-      steps.push(this.send((client) => scripts.writeRecords.run(client, [this.keys.failed], block)));
+      void this.carried(block, this.send((client) => scripts.writeRecords.run(client, [this.keys.failed], [block]))).catch(() => {});
     }
-    void this.carry(carried, Promise.all(steps)).catch(() => {});
   }
 
   async readRecord(id: string): Promise<Record<string, string> | null> {
