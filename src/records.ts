@@ -1,5 +1,6 @@
 import type { Outcome } from './huey.js';
 import type { Message } from './message.js';
+import { storableText } from './storable-text.js';
 import { DEFAULT_QUEUE } from './validate.js';
 
 /**
@@ -70,16 +71,6 @@ export function recordFields(message: Message, fields: Record<string, string | n
     if (value !== null && value !== undefined) written[key] = typeof value === 'number' ? String(value) : storableText(value);
   }
   return written;
-}
-
-/**
- * Text every storage keeps as written: a lone surrogate (which has no UTF-8
- * form) and NUL (which PostgreSQL text cannot hold) become U+FFFD.
- */
-export function storableText(text: string): string {
-  // Node 20 has toWellFormed (ES2024); the ES2022 library this compiles against does not declare it.
-  const whole = (text as string & { toWellFormed(): string }).toWellFormed();
-  return whole.includes('\0') ? whole.replaceAll('\0', '\ufffd') : whole;
 }
 
 /** The error fields of a record: its name and message, from any thrown value. */

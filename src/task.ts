@@ -3,7 +3,7 @@ import { ConfigurationError, TaskTimeout } from './errors.js';
 import type { Huey, RevokeOptions } from './huey.js';
 import type { Message } from './message.js';
 import type { Result } from './result.js';
-import { storableText } from './records.js';
+import { storableText } from './storable-text.js';
 import type { ResultGroup } from './result-group.js';
 import type { Signature } from './signature.js';
 import { checkCallOptions, checkKey, checkRetryWaits, checkTaskOptions, DEFAULT_QUEUE, etaOf, MAX_PARENTS } from './validate.js';

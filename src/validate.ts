@@ -1,6 +1,7 @@
 import { DateTime } from 'luxon';
 import { ConfigurationError, SerializationError } from './errors.js';
 import type { Message } from './message.js';
+import { isStorableText } from './storable-text.js';
 
 /*
  * Every number that sets when or how often a task runs is checked where it
@@ -203,7 +204,9 @@ export function dueAt(message: Message, eta: number | null, now = Date.now()): M
 export function checkCallOptions(options: object): void {
   const record = options as Record<string, unknown>;
   if (record.args !== undefined && !Array.isArray(record.args)) fail('args', 'an array of the arguments', record.args);
-  if (record.id !== undefined && (typeof record.id !== 'string' || record.id === '')) fail('id', 'a non-empty string', record.id);
+  if (record.id !== undefined && (typeof record.id !== 'string' || record.id === '' || !isStorableText(record.id))) {
+    fail('id', 'a non-empty string of whole characters (no lone surrogate, no NUL)', record.id);
+  }
   check(record, 'key', keyRule);
   // delay and eta are checked as they are turned into a time, by etaOf.
   checkShared(record);

@@ -159,6 +159,10 @@ for (const [kind, make] of Object.entries(STORAGES)) {
         assert.equal(done.state, 'complete');
         assert.deepEqual(done.log, [kept]);
         assert.equal(await huey.storage.queueSize(), 0, 'both claims settled');
+
+        // An id of the caller's choosing must be storable as written: refused at the call, naming it.
+        assert.throws(() => logged.schedule({ args: [], delay: 0, id: 'odd-\ud800-id' }), /id must be .*lone surrogate/);
+        assert.throws(() => logged.schedule({ args: [], delay: 0, id: 'nul-\u0000-id' }), /id must be/);
       } finally {
         await huey.flush();
         await huey.close();

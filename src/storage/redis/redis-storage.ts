@@ -3,7 +3,7 @@ import { HueyError, StorageError } from '../../errors.js';
 import { checkInstanceName } from '../../validate.js';
 import type { Adoption, Claim, DeadLetter, DueMove, Storage } from '../storage.js';
 import { deferred, type Deferred } from '../deferred.js';
-import { storableText } from '../../records.js';
+import { storableText } from '../../storable-text.js';
 import {
   ClusterConnection,
   DirectConnection,
