@@ -28,7 +28,7 @@ import { describeProblems, followUpProblems, withoutFollowUps } from './follow-u
 import { JsonSerializer, type Serializer } from './serializer.js';
 import { Signals, type SignalHandler, type SignalName } from './signals.js';
 import { MemoryStorage } from './storage/memory.js';
-import type { Claim, Storage } from './storage/storage.js';
+import type { Claim, ClaimPeek, Storage } from './storage/storage.js';
 import {
   contextOf,
   TaskDefinition,
@@ -1305,6 +1305,25 @@ export class Huey {
   async readRevocationFlags(messages: readonly Message[]): Promise<RevocationFlags[]> {
     const values = await this.storage.peekDataMany(messages.flatMap((message) => [revokeKey(message.id), revokeTaskKey(message.name)]));
     return messages.map((_, i) => [values[2 * i] ?? null, values[2 * i + 1] ?? null]);
+  }
+
+  /** The data keys of a message's revocation flags, for a storage that reads them with the claim; see `ClaimPeek`. */
+  readonly revocationPeek: ClaimPeek = { byId: revokeKey(''), byName: revokeTaskKey('') };
+
+  /**
+   * The revocation flags a batch's claims read as they were taken, when the
+   * storage read them for every message and each was read under the
+   * message's own id and task name; otherwise undefined, and the worker
+   * reads them itself.
+   */
+  peekedRevocationFlags(runs: ReadonlyArray<{ claim: Claim; message: Message }>): RevocationFlags[] | undefined {
+    const flags: RevocationFlags[] = [];
+    for (const { claim, message } of runs) {
+      const peeked = claim.peeked;
+      if (!peeked || peeked.id !== message.id || peeked.name !== message.name) return undefined;
+      flags.push([peeked.values[0], peeked.values[1]]);
+    }
+    return flags;
   }
 
   /** Both flags that can stop a run, read in one round trip unless given: the common case is that neither is set. */

@@ -6,6 +6,7 @@ import { CancelExecution, RedisHuey, RetryTask, TaskError, TaskLockedError, type
 import { Consumer } from '../src/consumer/consumer.js';
 import { Worker } from '../src/consumer/worker.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
+import { createClient } from 'redis';
 
 // Retries, delays, revocation, locks, signals and hooks, run by a worker against Redis.
 // Each test drives the worker one message at a time (runOnce), so time is never waited for:
@@ -203,6 +204,65 @@ describe('delays and revocation', () => {
     await drain();
     assert.deepEqual(log, ['single 2', 'single 3']);
     assert.equal(await third.get(), 3);
+  });
+
+  it('reads a batch\'s revocation flags with its claim, and trusts them only under the message\'s own id and name', async () => {
+    const peeky = huey.task()(function peeky(n: number) {
+      log.push(`peeky ${n}`);
+      return n;
+    });
+    const other = huey.task()(function other(n: number) {
+      log.push(`other ${n}`);
+      return n;
+    });
+    // MONITOR tells a client's own HMGET from the one the claim script runs ("lua").
+    const monitor = createClient({ url: redis.url });
+    await monitor.connect();
+    const seen: string[] = [];
+    await monitor.monitor((line) => void seen.push(line));
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    /** HMGETs sent by clients since the last call, once MONITOR has shown everything before a marker. */
+    const clientReads = async () => {
+      const marker = `marker-${seen.length}-${Date.now()}`;
+      await admin.echo(marker);
+      const deadline = Date.now() + 5000;
+      while (!seen.some((line) => line.includes(marker)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      const lines = seen.splice(0);
+      return lines.filter((line) => /"HMGET"/i.test(line) && !line.includes(' lua]')).length;
+    };
+    const batch = new Worker(huey, 'peek-worker', { concurrency: 10 });
+    /** Run one batch of `claimed` messages: what ran, and how many HMGETs the worker sent itself. */
+    const runBatch = async (claimed: number) => {
+      log.length = 0;
+      await clientReads();
+      assert.equal(await batch.runOnce(), claimed);
+      return { ran: [...log], ownReads: await clientReads() };
+    };
+    try {
+      const calls = [peeky(1), peeky(2), other(3), peeky(4)];
+      await Promise.all(calls.map((call) => call.enqueued));
+      await calls[1]!.revoke();
+      await other.revoke();
+      assert.deepEqual(await runBatch(4), { ran: ['peeky 1', 'peeky 4'], ownReads: 0 }, 'the flags came with the claim');
+
+      // A message whose first "id" is not the one it is read with (a later duplicate wins in
+      // JSON): the peek found another id, so the worker reads the flags of its own itself.
+      const decoy = `{"id":"decoy","name":"peeky","id":"real","args":[6],"retries":0,"retryDelay":0,"retryBackoff":1,"priority":0,"eta":null,"expires":null,"timeout":null}`;
+      await huey.storage.enqueue(decoy);
+      await huey.revokeById('real');
+      await peeky(7).enqueued;
+      assert.deepEqual(await runBatch(2), { ran: ['peeky 7'], ownReads: 1 });
+
+      // An id JSON must escape: the peek does not match it, and the worker reads for itself.
+      await peeky.schedule({ args: [8], delay: 0, id: 'say "hi"' }).enqueued;
+      await huey.revokeById('say "hi"');
+      await peeky(9).enqueued;
+      assert.deepEqual(await runBatch(2), { ran: ['peeky 9'], ownReads: 1 });
+    } finally {
+      await admin.close();
+      await monitor.close().catch(() => {});
+    }
   });
 
   it('skips an expired task and signals it', async () => {

@@ -1,5 +1,5 @@
 import type { Huey } from '../huey.js';
-import type { Claim, Storage } from '../storage/storage.js';
+import type { Claim, ClaimPeek, Storage } from '../storage/storage.js';
 
 /** One storage a worker takes messages from: a queue, or one shard of a sharded queue. */
 export interface Source {
@@ -45,6 +45,9 @@ export class QueueReader {
   /** A failure met outside `collect` (a give-back that failed), thrown by the next take. */
   private failure?: { error: unknown };
 
+  /** What each claim also reads where the storage can: the messages' revocation flags. */
+  private readonly peek: ClaimPeek;
+
   constructor(
     huey: Huey,
     private readonly workerId: string,
@@ -52,6 +55,7 @@ export class QueueReader {
   ) {
     this.groups = queues.map((queue) => huey.queueStorages(queue).map((storage) => ({ queue, storage })));
     this.sources = this.groups.flat();
+    this.peek = huey.revocationPeek;
   }
 
   /** The queue names, in the order served. */
@@ -106,7 +110,7 @@ export class QueueReader {
     if (active.length === 1 && this.waits.size === 0) {
       // One queue: the storage's own claim, which waits by itself.
       const source = active[0]!;
-      const claims = await source.storage.dequeueMany(this.workerId, count, timeoutMs);
+      const claims = await source.storage.dequeueMany(this.workerId, count, timeoutMs, this.peek);
       return claims.length > 0 ? { source, claims } : null;
     }
     if (!this.idle || timeoutMs <= 0) {
@@ -114,7 +118,7 @@ export class QueueReader {
         if (this.paused.has(group[0]!.queue)) continue;
         for (const source of this.inTurn(group)) {
           if (this.waits.has(source)) continue;
-          const claims = await source.storage.dequeueMany(this.workerId, count, 0);
+          const claims = await source.storage.dequeueMany(this.workerId, count, 0, this.peek);
           if (claims.length > 0) {
             this.idle = false;
             return { source, claims };
@@ -143,7 +147,7 @@ export class QueueReader {
    */
   private wait(source: Source, count: number, timeoutMs: number): Wait {
     const wait: { done?: Promise<void>; claims?: Claim[]; error?: unknown } = {};
-    wait.done = source.storage.dequeueMany(this.workerId, count, timeoutMs).then(
+    wait.done = source.storage.dequeueMany(this.workerId, count, timeoutMs, this.peek).then(
       async (claims) => {
         if (claims.length > 0 && !this.taking) {
           try {

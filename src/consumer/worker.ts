@@ -314,8 +314,9 @@ export class Worker {
   }
 
   /**
-   * Claim a batch, read its messages (dead-lettering what cannot run) and,
-   * for more than one, read all their revocation flags in one round trip.
+   * Claim a batch, read its messages (dead-lettering what cannot run) and
+   * their revocation flags: read with the claim where the storage can, else,
+   * for more than one, all in one round trip.
    */
   private async fetch(timeoutMs: number): Promise<Batch | null> {
     const taken = await this.reader.take(this.batchSize(), timeoutMs);
@@ -326,7 +327,10 @@ export class Worker {
       const message = await this.readMessage(claim, source);
       if (message) runs.push({ claim, message });
     }
-    const flags = runs.length > 1 ? await this.huey.readRevocationFlags(runs.map((run) => run.message)) : undefined;
+    // Read with the claim where the storage could: no round trip of their own, and none left
+    // waiting in the storage behind the results and acks this worker sent meanwhile.
+    let flags = this.huey.peekedRevocationFlags(runs);
+    if (!flags && runs.length > 1) flags = await this.huey.readRevocationFlags(runs.map((run) => run.message));
     return { source, claimed: claims.length, runs, flags, flagsRead: performance.now() };
   }
 

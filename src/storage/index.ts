@@ -1,4 +1,4 @@
-export type { Claim, DeadLetter, Storage } from './storage.js';
+export type { Claim, ClaimPeek, DeadLetter, Storage } from './storage.js';
 export { MemoryStorage } from './memory.js';
 export { RedisStorage, RedisKeys, type RedisStorageOptions } from './redis/redis-storage.js';
 export type { RedisConnection, RedisClusterConnectionOptions, RedisSentinelConnectionOptions } from './redis/connection.js';

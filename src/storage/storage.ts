@@ -65,9 +65,11 @@ export interface Storage {
   /**
    * Claim up to `count` messages for `workerId` in one step, next to run
    * first. When the queue is empty it waits as `dequeue` does and may then
-   * return a single message. Each stays claimed until its `ack`.
+   * return a single message. Each stays claimed until its `ack`. A storage
+   * may also peek, in the same step, at the data keys `peek` names for each
+   * message (see `ClaimPeek`); one that does not simply leaves `peeked` out.
    */
-  dequeueMany(workerId: string, count: number, timeoutMs?: number): Promise<Claim[]>;
+  dequeueMany(workerId: string, count: number, timeoutMs?: number, peek?: ClaimPeek): Promise<Claim[]>;
   /**
    * Note that a worker has begun running `claim`, so that if its consumer
    * dies the adopter knows this claim ran (and counts it as a failed run)
@@ -279,6 +281,23 @@ export interface Claim {
   readonly workerId: string;
   /** The storage's own handle on the claim, when it differs from `data`; pass claims back unchanged. */
   readonly receipt?: string;
+  /**
+   * What the claim's step read of `ClaimPeek`'s keys, with the id and task
+   * name the storage found at the start of `data`: to be trusted only when
+   * they are the message's own.
+   */
+  readonly peeked?: { readonly id: string; readonly name: string; readonly values: readonly [string | null, string | null] };
+}
+
+/**
+ * Data keys a worker reads for every message it claims (its revocation
+ * flags): `byId` followed by the message's id, and `byName` followed by its
+ * task name. A storage that can read them in the claim's own step saves the
+ * worker a round trip per batch.
+ */
+export interface ClaimPeek {
+  readonly byId: string;
+  readonly byName: string;
 }
 
 /** What `adoptClaims` did with an expired owner's claims. */

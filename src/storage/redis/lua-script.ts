@@ -36,7 +36,7 @@ export class LuaScript {
 }
 
 export const scripts = {
-  claimMany: new LuaScript('claim-many-2'),
+  claimMany: new LuaScript('claim-many-3'),
   requeue: new LuaScript('requeue-3'),
   ack: new LuaScript('ack-3', ['records']),
   retryAck: new LuaScript('retry-ack-5', ['records']),

@@ -1,7 +1,7 @@
 import type { RedisClientOptions, RedisClientType } from 'redis';
 import { HueyError, StorageError } from '../../errors.js';
 import { checkInstanceName } from '../../validate.js';
-import type { Adoption, Claim, DeadLetter, DueMove, Storage } from '../storage.js';
+import type { Adoption, Claim, ClaimPeek, DeadLetter, DueMove, Storage } from '../storage.js';
 import { deferred, type Deferred } from '../deferred.js';
 import { storableText } from '../../storable-text.js';
 import {
@@ -143,6 +143,17 @@ const ENQUEUE_DUE_BATCH = 1000;
 /** Most records one step carries: a bulk enqueue's go in several. */
 const RECORDS_PER_STEP = 1000;
 
+
+/** The claims of a claim script that peeked: per message its data, id, task name and the two values read (see claim-many-3.lua). */
+function peekedClaims(items: ReadonlyArray<string | null>, workerId: string): Claim[] {
+  const claims: Claim[] = [];
+  for (let at = 0; at < items.length; at += 5) {
+    const [data, id, name, byId, byName] = items.slice(at, at + 5);
+    const peeked = id && name ? { id, name, values: [byId ?? null, byName ?? null] as const } : undefined;
+    claims.push(peeked ? { data: data!, workerId, peeked } : { data: data!, workerId });
+  }
+  return claims;
+}
 
 /** A SCAN pattern matching every name that starts with `prefix`, its glob characters escaped. */
 const startsWith = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
@@ -435,14 +446,15 @@ export class RedisStorage implements Storage {
     return data === null ? null : { data: String(data), workerId };
   }
 
-  async dequeueMany(workerId: string, count: number, timeoutMs = 0): Promise<Claim[]> {
+  async dequeueMany(workerId: string, count: number, timeoutMs = 0, peek?: ClaimPeek): Promise<Claim[]> {
     // A worker whose last wait found nothing waits again at once: the blocking move takes a
     // message that is there without waiting, so the claim script before it would only cost
     // an idle consumer two more commands a second.
     if (timeoutMs <= 0 || !this.waitedEmpty.has(workerId)) {
-      const keys = [this.keys.queue, this.keys.claimed(workerId)];
-      const items = (await this.send((client) => scripts.claimMany.run(client, keys, [count]))) as string[];
-      if (items.length > 0 || timeoutMs <= 0) return items.map((data) => ({ data, workerId }));
+      const keys = [this.keys.queue, this.keys.claimed(workerId), this.keys.data];
+      const args = peek ? [count, peek.byId, peek.byName] : [count];
+      const items = (await this.send((client) => scripts.claimMany.run(client, keys, args))) as Array<string | null>;
+      if (items.length > 0 || timeoutMs <= 0) return peek ? peekedClaims(items, workerId) : items.map((data) => ({ data: data!, workerId }));
     }
     // An empty queue: wait for one message on the worker's own connection.
     const claim = await this.dequeue(workerId, timeoutMs);
