@@ -654,9 +654,13 @@ export class Huey {
 
   /** Let a keyed task's key go once it has ended; best effort (a `keyTtl` covers what this misses). */
   async endKeyed(message: Message): Promise<void> {
-    if (!message.dedupe) return;
+    if (!message.dedupe || this.keysReleased.has(message)) return;
+    this.keysReleased.add(message);
     await releaseKey(this, message).catch((error: unknown) => this.logger.error(`could not release the key of ${message.name} ${message.id}: ${errorText(error)}`));
   }
+
+  /** Runs whose key was let go before their result was stored, so that a caller who read the result and calls again gets a new run. */
+  private readonly keysReleased = new WeakSet<Message>();
 
   /** Write a message to its queue, or its schedule, with its record in the same turn. A retry keeps its record's `created`. */
   private async write(message: Message, data: string, retry = false): Promise<void> {
@@ -1005,6 +1009,8 @@ export class Huey {
         // The ack may ride along with the result unless a follower must be enqueued before it.
         const ackNow = settle && !message.onComplete && !message.chord;
         const data = this.serializer.serialize({ value });
+        // Let the key go before the result shows: whoever reads it and calls again gets a new run.
+        await this.endKeyed(message);
         if (ackNow) {
           settle.acked = true;
           // The run's end rides on the step with its result and ack.
@@ -1088,6 +1094,7 @@ export class Huey {
       remote.message += ` (and ${notes.join('; ')})`;
       this.logger.error(`${message.name} ${message.id} failed, and ${notes.join('; ')}`);
     }
+    await this.endKeyed(message);
     if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message, { error: remote });
     if (handler) await this.enqueueSerialized(handler.message, handler.data);
     // A failed step ends its pipeline: the chord counts it where the last step would have.

@@ -259,6 +259,22 @@ describe('delays and revocation', () => {
       await huey.revokeById('say "hi"');
       await peeky(9).enqueued;
       assert.deepEqual(await runBatch(2), { ran: ['peeky 9'], ownReads: 1 });
+
+      // A named queue keeps its own data: its claims do not peek, and its revoked tasks stay unrun.
+      huey.queue('side');
+      const aside = huey.task({ queue: 'side' })(function aside(n: number) {
+        log.push(`aside ${n}`);
+        return n;
+      });
+      const sideWorker = new Worker(huey, 'side-worker', { concurrency: 10, queues: ['side'] });
+      const sideCalls = [aside(1), aside(2), aside(3)];
+      await Promise.all(sideCalls.map((call) => call.enqueued));
+      await sideCalls[0]!.revoke();
+      log.length = 0;
+      await clientReads();
+      assert.equal(await sideWorker.runOnce(), 3);
+      assert.deepEqual(log, ['aside 2', 'aside 3']);
+      assert.equal(await clientReads(), 1, 'the flags read from the instance, in a step of their own');
     } finally {
       await admin.close();
       await monitor.close().catch(() => {});

@@ -45,8 +45,13 @@ export class QueueReader {
   /** A failure met outside `collect` (a give-back that failed), thrown by the next take. */
   private failure?: { error: unknown };
 
-  /** What each claim also reads where the storage can: the messages' revocation flags. */
+  /**
+   * What a claim also reads where the storage can: the messages' revocation
+   * flags. They live in the instance's storage, so only its own claims peek;
+   * a named queue's or a shard's claims read them in a step of their own.
+   */
   private readonly peek: ClaimPeek;
+  private readonly flagsStorage: Storage;
 
   constructor(
     huey: Huey,
@@ -56,6 +61,11 @@ export class QueueReader {
     this.groups = queues.map((queue) => huey.queueStorages(queue).map((storage) => ({ queue, storage })));
     this.sources = this.groups.flat();
     this.peek = huey.revocationPeek;
+    this.flagsStorage = huey.storage;
+  }
+
+  private peekOf(source: Source): ClaimPeek | undefined {
+    return source.storage === this.flagsStorage ? this.peek : undefined;
   }
 
   /** The queue names, in the order served. */
@@ -110,7 +120,7 @@ export class QueueReader {
     if (active.length === 1 && this.waits.size === 0) {
       // One queue: the storage's own claim, which waits by itself.
       const source = active[0]!;
-      const claims = await source.storage.dequeueMany(this.workerId, count, timeoutMs, this.peek);
+      const claims = await source.storage.dequeueMany(this.workerId, count, timeoutMs, this.peekOf(source));
       return claims.length > 0 ? { source, claims } : null;
     }
     if (!this.idle || timeoutMs <= 0) {
@@ -118,7 +128,7 @@ export class QueueReader {
         if (this.paused.has(group[0]!.queue)) continue;
         for (const source of this.inTurn(group)) {
           if (this.waits.has(source)) continue;
-          const claims = await source.storage.dequeueMany(this.workerId, count, 0, this.peek);
+          const claims = await source.storage.dequeueMany(this.workerId, count, 0, this.peekOf(source));
           if (claims.length > 0) {
             this.idle = false;
             return { source, claims };
@@ -147,7 +157,7 @@ export class QueueReader {
    */
   private wait(source: Source, count: number, timeoutMs: number): Wait {
     const wait: { done?: Promise<void>; claims?: Claim[]; error?: unknown } = {};
-    wait.done = source.storage.dequeueMany(this.workerId, count, timeoutMs, this.peek).then(
+    wait.done = source.storage.dequeueMany(this.workerId, count, timeoutMs, this.peekOf(source)).then(
       async (claims) => {
         if (claims.length > 0 && !this.taking) {
           try {

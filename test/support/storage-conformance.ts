@@ -20,7 +20,7 @@ export function namedQueueStorage(home: Storage, queue: string): Storage {
  * One set of behaviours every storage must show. Each backend's test file
  * calls this with a factory that gives a fresh, empty storage.
  */
-export function storageConformance(kind: string, make: () => Promise<Storage>): void {
+export function storageConformance(kind: string, make: () => Promise<Storage>, features: { peeksWithClaims?: boolean } = {}): void {
   describe(`${kind} storage conformance`, () => {
     let storage: Storage;
     beforeEach(async () => {
@@ -115,6 +115,27 @@ export function storageConformance(kind: string, make: () => Promise<Storage>): 
       assert.equal(await storage.requeue('w1'), 2);
       assert.deepEqual((await storage.dequeueMany('w1', 10)).map((claim) => claim.data), storage.ordersByPriority ? ['a', 'c', 'low'] : ['low', 'b', 'c']);
       assert.deepEqual(await storage.dequeueMany('w1', 10), []);
+    });
+
+    it('peeks with a claim at the data keys of each message\'s id and task name, where it can, and acks as ever', async () => {
+      const message = (id: string) => `{"id":"${id}","name":"job","args":[]}`;
+      await storage.enqueueMany([{ data: message('one') }, { data: message('two') }, { data: 'not a message of ours' }]);
+      await storage.putData('r:two', 'revoked');
+      await storage.putData('rt:job', 'paused');
+      const claims = await storage.dequeueMany('w1', 10, 0, { byId: 'r:', byName: 'rt:' });
+      assert.deepEqual(claims.map((claim) => claim.data).sort(), [message('one'), message('two'), 'not a message of ours'].sort());
+      const peeked = new Map(claims.map((claim) => [claim.data, claim.peeked]));
+      // A storage that peeks reads both keys of a message it can read; one that does not leaves peeked out.
+      if (features.peeksWithClaims) {
+        assert.deepEqual(peeked.get(message('one')), { id: 'one', name: 'job', values: [null, 'paused'] });
+        assert.deepEqual(peeked.get(message('two')), { id: 'two', name: 'job', values: ['revoked', 'paused'] });
+      } else {
+        assert.deepEqual([...peeked.values()], [undefined, undefined, undefined]);
+      }
+      assert.equal(peeked.get('not a message of ours'), undefined);
+      for (const claim of claims) await storage.ack(claim);
+      assert.deepEqual(await storage.claimed('w1'), []);
+      assert.equal(await storage.queueSize(), 0);
     });
 
     it('keeps worker statuses, a capped event log, and lists data keys by prefix', async () => {

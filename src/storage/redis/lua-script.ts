@@ -7,7 +7,7 @@ import type { RedisClientType } from 'redis';
  * sent whole only when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH).
  * The file name ends in the script's key count: `requeue-2.lua`. A script
  * that carries task records starts with `records.lua`, the one place that
- * writes them.
+ * writes them; a claim script starts with `peek-flags.lua`.
  */
 export class LuaScript {
   readonly source: string;
@@ -36,7 +36,7 @@ export class LuaScript {
 }
 
 export const scripts = {
-  claimMany: new LuaScript('claim-many-3'),
+  claimMany: new LuaScript('claim-many-3', ['peek-flags']),
   requeue: new LuaScript('requeue-3'),
   ack: new LuaScript('ack-3', ['records']),
   retryAck: new LuaScript('retry-ack-5', ['records']),
@@ -54,7 +54,7 @@ export const scripts = {
   expiredLeases: new LuaScript('expired-leases-1'),
   adoptClaims: new LuaScript('adopt-claims-7'),
   priorityEnqueue: new LuaScript('priority-enqueue-3'),
-  priorityClaim: new LuaScript('priority-claim-2'),
+  priorityClaim: new LuaScript('priority-claim-3', ['peek-flags']),
   priorityRequeue: new LuaScript('priority-requeue-3'),
   priorityDepths: new LuaScript('priority-depths-1'),
   priorityEnqueueDue: new LuaScript('priority-enqueue-due-4'),

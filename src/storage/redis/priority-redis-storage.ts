@@ -1,6 +1,6 @@
-import type { Claim, DueMove } from '../storage.js';
+import type { Claim, ClaimPeek, DueMove } from '../storage.js';
 import { scripts } from './lua-script.js';
-import { RedisStorage } from './redis-storage.js';
+import { peekedClaims, RedisStorage } from './redis-storage.js';
 
 /** Most due messages moved by one scheduler step; the rest follow on the next. */
 const ENQUEUE_DUE_BATCH = 1000;
@@ -39,20 +39,22 @@ export class PriorityRedisStorage extends RedisStorage {
     return (await this.dequeueMany(workerId, 1, timeoutMs))[0] ?? null;
   }
 
-  override async dequeueMany(workerId: string, count: number, timeoutMs = 0): Promise<Claim[]> {
+  override async dequeueMany(workerId: string, count: number, timeoutMs = 0, peek?: ClaimPeek): Promise<Claim[]> {
     return this.guard(async () => {
-      const claims = await this.claim(workerId, count);
+      const claims = await this.claim(workerId, count, peek);
       if (claims.length > 0 || timeoutMs <= 0) return claims;
       // Wait for a wake-up; another worker may still win the message, which is fine.
       await this.runBlocking(workerId, (client) => client.blPop(this.keys.wake, timeoutMs / 1000));
-      return this.claim(workerId, count);
+      return this.claim(workerId, count, peek);
     });
   }
 
-  private async claim(workerId: string, count: number): Promise<Claim[]> {
-    const keys = [this.keys.priorityQueue, this.keys.claimed(workerId)];
-    const receipts = (await this.send((client) => scripts.priorityClaim.run(client, keys, [count]))) as string[];
-    return receipts.map((receipt) => ({ data: afterBars(receipt, 2), workerId, receipt }));
+  private async claim(workerId: string, count: number, peek?: ClaimPeek): Promise<Claim[]> {
+    const keys = [this.keys.priorityQueue, this.keys.claimed(workerId), this.keys.data];
+    const args = peek ? [count, peek.byId, peek.byName] : [count];
+    const items = (await this.send((client) => scripts.priorityClaim.run(client, keys, args))) as Array<string | null>;
+    if (!peek) return items.map((receipt) => ({ data: afterBars(receipt!, 2), workerId, receipt: receipt! }));
+    return peekedClaims(items, workerId).map((claim) => ({ ...claim, data: afterBars(claim.data, 2), receipt: claim.data }));
   }
 
   override async requeue(workerId: string): Promise<number> {

@@ -144,8 +144,8 @@ const ENQUEUE_DUE_BATCH = 1000;
 const RECORDS_PER_STEP = 1000;
 
 
-/** The claims of a claim script that peeked: per message its data, id, task name and the two values read (see claim-many-3.lua). */
-function peekedClaims(items: ReadonlyArray<string | null>, workerId: string): Claim[] {
+/** The claims of a claim script that peeked: per message its data (a receipt, for the priority queue), id, task name and the two flags (see peek-flags.lua). */
+export function peekedClaims(items: ReadonlyArray<string | null>, workerId: string): Claim[] {
   const claims: Claim[] = [];
   for (let at = 0; at < items.length; at += 5) {
     const [data, id, name, byId, byName] = items.slice(at, at + 5);
