@@ -425,6 +425,15 @@ export function storageConformance(kind: string, make: () => Promise<Storage>, f
       await storage.putResult('task-4', 'popped before it expired', 60_000);
       assert.equal(await storage.popData('task-4'), 'popped before it expired');
       assert.equal(await storage.peekData('task-4'), null);
+      // A result stored again, with a time to live or without, replaces the one before, wherever that was kept.
+      await storage.putResult('task-6', 'for a minute', 60_000);
+      await storage.putResult('task-6', 'for good');
+      assert.equal(await storage.popData('task-6'), 'for good');
+      assert.equal(await storage.peekData('task-6'), null, 'nothing of the first is left');
+      await storage.putResult('task-7', 'for good');
+      await storage.putResult('task-7', 'for a minute', 60_000);
+      assert.equal(await storage.popData('task-7'), 'for a minute');
+      assert.equal(await storage.peekData('task-7'), null, 'nothing of the first is left');
       await new Promise((resolve) => setTimeout(resolve, 50));
       assert.deepEqual(heard, notifies ? ['task-1'] : [], 'a stopped watcher hears nothing more');
     });

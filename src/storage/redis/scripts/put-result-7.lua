@@ -31,7 +31,10 @@ if tonumber(ARGV[3]) > 0 then
   redis.call('ZADD', KEYS[7], now + tonumber(ARGV[3]), ARGV[1])
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  if redis.call('DEL', KEYS[2]) == 1 then
+  -- A result with a time to live that has not lapsed is in the index: a look there (a small
+  -- set, usually empty) spares every result a lookup among all the keys of the database.
+  if redis.call('ZSCORE', KEYS[7], ARGV[1]) then
+    redis.call('DEL', KEYS[2])
     redis.call('ZREM', KEYS[7], ARGV[1])
   end
 end
