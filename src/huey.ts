@@ -1010,7 +1010,7 @@ export class Huey {
         const ackNow = settle && !message.onComplete && !message.chord;
         const data = this.serializer.serialize({ value });
         // Let the key go before the result shows: whoever reads it and calls again gets a new run.
-        await this.endKeyed(message);
+        if (message.dedupe) await this.endKeyed(message);
         if (ackNow) {
           settle.acked = true;
           // The run's end rides on the step with its result and ack.
@@ -1094,7 +1094,7 @@ export class Huey {
       remote.message += ` (and ${notes.join('; ')})`;
       this.logger.error(`${message.name} ${message.id} failed, and ${notes.join('; ')}`);
     }
-    await this.endKeyed(message);
+    if (message.dedupe) await this.endKeyed(message);
     if (this.results && !this.registry.get(message.name)?.periodic) await this.storeOutcome(message, { error: remote });
     if (handler) await this.enqueueSerialized(handler.message, handler.data);
     // A failed step ends its pipeline: the chord counts it where the last step would have.

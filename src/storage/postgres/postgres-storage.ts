@@ -31,7 +31,6 @@ interface Settle {
   owner?: string;
 }
 
-
 /** A dequeue waiting for work; `wake(true)` when something may have been enqueued. */
 interface Waiter {
   wake(changed: boolean): void;
