@@ -13,7 +13,7 @@ import { cpus, tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Queue, Worker as BullWorker } from 'bullmq';
 import { Redis as IORedis } from 'ioredis';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { RedisHuey, SqliteHuey } from '../src/index.js';
 import { Consumer } from '../src/consumer/consumer.js';
 import { Spawned, startConsumer } from '../test/support/processes.js';

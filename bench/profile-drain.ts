@@ -21,7 +21,7 @@ const noop = huey.task()(function noop(data: { n: number }) {
 });
 const total = Number(process.env.TOTAL ?? 20_000);
 await noop.map(Array.from({ length: total }, (_, n) => [{ n, text: 'hello', tags: ['a', 'b'] }] as [{ n: number; text: string; tags: string[] }])).enqueued;
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 const admin = createClient({ url: redis.url });
 await admin.connect();
 const cpu = async () => {

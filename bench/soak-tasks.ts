@@ -1,6 +1,6 @@
 // The soak test's task: it counts its own runs in Redis, so the soak can tell
 // a task run twice from one run once or never.
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { RedisHuey } from '../src/index.js';
 
 export const huey = new RedisHuey('soak', { url: process.env.REDIS_URL });

@@ -3,7 +3,7 @@
 //   npm run soak -- [tasks=100000]
 // Not part of CI: it takes minutes and a lot of fsyncs.
 import { execFileSync } from 'node:child_process';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { startRedis } from '../test/support/redis-server.js';
 import { startConsumer } from '../test/support/processes.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { after, before, describe, it } from 'node:test';
 import { Worker } from '../src/consumer/worker.js';
 import { killAll, ROOT, Spawned } from './support/processes.js';

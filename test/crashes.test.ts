@@ -294,6 +294,16 @@ describe('crash suite', () => {
     await stop(running);
   });
 
+  it('starts one process worker alone and the others once it is ready, so tasks run before all have loaded', async () => {
+    const running = await consumer(['-w', '3', '-k', 'process'], { ANNOUNCE_LOAD: '1' });
+    const firstReady = running.output.search(/(?:thread|process) worker started \(pid \d+\)/);
+    const loads = [...running.output.matchAll(/fixture loading in pid (\d+)/g)];
+    assert.equal(loads.length, 3, running.output);
+    assert.ok(firstReady > loads[0]!.index!, running.output);
+    for (const later of loads.slice(1)) assert.ok(later.index! > firstReady, `a worker began loading before the first was ready:\n${running.output}`);
+    await stop(running);
+  });
+
   it('refuses --concurrency for async workers, naming the flag to use', async () => {
     const refused = startConsumer(['test/fixtures/crashes.huey', '-w', '2', '--concurrency', '4'], { REDIS_URL: redis.url });
     assert.equal(await refused.exited(), 1);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { get, type IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { startDashboard } from '../src/dashboard/server.js';
 import type { Snapshot } from '../src/dashboard/snapshot.js';
 import { MemoryHuey, RedisHuey, type Message } from '../src/index.js';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import type { Snapshot } from '../src/dashboard/snapshot.js';
 import { killAll, runScript, Spawned, startConsumer } from './support/processes.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';

@@ -273,7 +273,7 @@ describe('close() in immediate mode', () => {
     const src = pathToFileURL(join(ROOT, 'src/index.ts')).href;
     writeFileSync(
       file,
-      `import { createClient } from ${JSON.stringify(import.meta.resolve('redis'))};
+      `import { createClient } from ${JSON.stringify(import.meta.resolve('@redis/client'))};
 import { RedisHuey } from ${JSON.stringify(src)};
 const huey = new RedisHuey('parity-immediate', { url: process.env.REDIS_URL });
 const add = huey.task()(function add(a: number, b: number) { return a + b; });

@@ -6,7 +6,7 @@ import { Huey, RedisStorage, type Storage, type TaskContext } from '../src/index
 import { Consumer, Worker } from '../src/consumer/index.js';
 import { ROOT } from './support/processes.js';
 import { testStorages } from './support/test-storages.js';
-import { createClient, type RedisClientType } from 'redis';
+import { createClient, type RedisClientType } from '@redis/client';
 
 // A record per task id: its state through enqueue, run, retry, failure, revocation and
 // dead-lettering, its times, worker, error and progress; on every storage and in the CLI.

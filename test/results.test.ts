@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { RedisHuey } from '../src/index.js';
 import { Consumer } from '../src/consumer/consumer.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { RedisStorage } from '../src/index.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
 import { storageConformance } from './support/storage-conformance.js';

@@ -6,7 +6,7 @@ import { CancelExecution, RedisHuey, RetryTask, TaskError, TaskLockedError, type
 import { Consumer } from '../src/consumer/consumer.js';
 import { Worker } from '../src/consumer/worker.js';
 import { startRedis, type TestRedis } from './support/redis-server.js';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 
 // Retries, delays, revocation, locks, signals and hooks, run by a worker against Redis.
 // Each test drives the worker one message at a time (runOnce), so time is never waited for:

@@ -140,8 +140,17 @@ export class IsolatedPool implements WorkerPool {
     private readonly onDeath: (workerId: string, running: readonly string[], causeOf: (taskId: string) => Error) => Promise<void>,
   ) {}
 
+  /**
+   * The first worker starts alone and the others once it is ready: each
+   * imports the Redis client and the user's module, a few hundred ms of CPU,
+   * and all of them at once on a machine of few cores would make the first
+   * task wait until every worker had loaded.
+   */
   async start(): Promise<void> {
-    this.slots = await Promise.all(this.workerIds.map((id) => this.spawn(id)));
+    const [first, ...rest] = this.workerIds;
+    if (first === undefined) return;
+    this.slots = [await this.spawn(first)];
+    this.slots.push(...(await Promise.all(rest.map((id) => this.spawn(id)))));
   }
 
   private spawn(id: string): Promise<Slot> {

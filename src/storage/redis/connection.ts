@@ -8,7 +8,7 @@ import {
   type RedisClusterType,
   type RedisSentinelOptions,
   type RedisSentinelType,
-} from 'redis';
+} from '@redis/client';
 
 /**
  * How RedisStorage reaches its Redis: one client of its own (`DirectConnection`),

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { RedisClientType } from 'redis';
+import type { RedisClientType } from '@redis/client';
 
 /**
  * A Lua script read once from `scripts/`, run by its SHA1 with EVALSHA and

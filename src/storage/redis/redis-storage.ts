@@ -1,4 +1,4 @@
-import type { RedisClientOptions, RedisClientType } from 'redis';
+import type { RedisClientOptions, RedisClientType } from '@redis/client';
 import { HueyError, StorageError } from '../../errors.js';
 import { checkInstanceName } from '../../validate.js';
 import type { Adoption, Claim, ClaimPeek, DeadLetter, DueMove, Storage } from '../storage.js';
