@@ -147,10 +147,17 @@ export class IsolatedPool implements WorkerPool {
    * task wait until every worker had loaded.
    */
   async start(): Promise<void> {
+    const generation = this.generation;
+    const keep = (slot: Slot) => {
+      if (generation === this.generation) return void this.slots.push(slot);
+      // Stopped while it started: told to stop, it puts back whatever it may have claimed.
+      slot.stopping = true;
+      slot.child.send({ type: 'stop' });
+    };
     const [first, ...rest] = this.workerIds;
     if (first === undefined) return;
-    this.slots = [await this.spawn(first)];
-    this.slots.push(...(await Promise.all(rest.map((id) => this.spawn(id)))));
+    keep(await this.spawn(first));
+    await Promise.all(rest.map(async (id) => keep(await this.spawn(id))));
   }
 
   private spawn(id: string): Promise<Slot> {
