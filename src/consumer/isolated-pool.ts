@@ -157,6 +157,7 @@ export class IsolatedPool implements WorkerPool {
     const [first, ...rest] = this.workerIds;
     if (first === undefined) return;
     keep(await this.spawn(first));
+    if (generation !== this.generation) return;
     await Promise.all(rest.map(async (id) => keep(await this.spawn(id))));
   }
 
