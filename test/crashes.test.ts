@@ -260,6 +260,21 @@ describe('crash suite', () => {
     assert.equal(await slow.get({ blocking: true, timeout: 5 }), 1500);
   });
 
+  it('stops for good when Ctrl-C comes while it is still starting: no worker starts after it', async () => {
+    // As in a terminal: the consumer leads its own group, and SIGINT goes to every process in it.
+    const starting = new Spawned(process.execPath, [CONSUMER_BIN, 'test/fixtures/crashes.huey', '-w', '2', '-k', 'process'], { REDIS_URL: redis.url }, true);
+    // The banner comes once it has connected, before any worker is started.
+    await starting.waitFor(/huey-ts consumer for "fixture-crashes"/);
+    process.kill(-starting.child.pid!, 'SIGINT');
+    assert.equal(await starting.exited(), 0, starting.output);
+    assert.match(starting.output, /consumer stopped/);
+    assert.doesNotMatch(starting.output, /consumer running with/, 'it said it was running after it was stopped');
+    assert.doesNotMatch(starting.output, /process worker started/);
+    // Nothing was claimed: a task enqueued now waits for the next consumer.
+    const later = fixture.instant(7);
+    assert.deepEqual((await fixture.huey.pending()).map((message) => message.id), [later.id]);
+  });
+
   it('shuts down cleanly when its output pipe has closed, as with `| tee` and Ctrl-C', async () => {
     const running = await consumer(['-w', '1', '-g', '20']);
     const slow = fixture.slow(1000);

@@ -193,7 +193,10 @@ export class Consumer {
     await Promise.all(this.storages.map((storage) => storage.connect()));
     await this.renewLeases();
     await this.adoptOrphans();
+    // A stop asked for while starting (Ctrl-C as it loads) wins: no worker starts after it.
+    if (this.state !== 'running') return;
     await this.pool.start();
+    if (this.state !== 'running') return;
     this.scheduler.start();
     this.huey.logger.info(`consumer running with ${this.workerCount} ${this.workerType} worker(s)`);
     const leaseMs = this.leaseSeconds * 1000;
