@@ -33,9 +33,10 @@ const payload = (n: number) => ({ n, text: 'hello', tags: ['a', 'b'] });
 interface Side {
   name: string;
   /**
-   * Start 4 workers outside the bench's process, ready to take work (huey-ts:
-   * one consumer with 4 process or thread workers; BullMQ: 4 worker processes
-   * at its usual concurrency); resolves to a function that stops them.
+   * Start workers outside the bench's process, ready to take work (huey-ts:
+   * one consumer with 4 process or thread workers, or one async worker;
+   * BullMQ: 4 worker processes at its usual concurrency, or one at
+   * concurrency 1); resolves to a function that stops them.
    */
   startProcesses(kind: 'process' | 'thread' | 'async'): Promise<() => Promise<void>>;
   /**
