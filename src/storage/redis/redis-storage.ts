@@ -148,9 +148,10 @@ const RECORDS_PER_STEP = 1000;
 export function peekedClaims(items: ReadonlyArray<string | null>, workerId: string): Claim[] {
   const claims: Claim[] = [];
   for (let at = 0; at < items.length; at += 5) {
-    const [data, id, name, byId, byName] = items.slice(at, at + 5);
-    const peeked = id && name ? { id, name, values: [byId ?? null, byName ?? null] as const } : undefined;
-    claims.push(peeked ? { data: data!, workerId, peeked } : { data: data!, workerId });
+    const data = items[at]!;
+    const id = items[at + 1];
+    const name = items[at + 2];
+    claims.push(id && name ? { data, workerId, peeked: { id, name, values: [items[at + 3] ?? null, items[at + 4] ?? null] } } : { data, workerId });
   }
   return claims;
 }
